@@ -1,0 +1,15 @@
+//! Database migrations for ServiceGraph, portable across SQLite and PostgreSQL.
+//! Each process adds its own migration file; `Migrator` lists them in order.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_foundation::Migration)]
+    }
+}

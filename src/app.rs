@@ -1,0 +1,543 @@
+//! The application: state, router, the GraphQL endpoints, health checks, and
+//! serving with graceful shutdown.
+
+use std::{
+    collections::HashMap, future::Future, net::SocketAddr, str::FromStr, sync::Arc, time::Duration,
+};
+
+use async_graphql::{
+    BatchRequest, BatchResponse, Data,
+    http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource, WebSocketProtocols},
+};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{
+        DefaultBodyLimit, State, WebSocketUpgrade,
+        rejection::BytesRejection,
+        ws::{CloseFrame, Message, WebSocket},
+    },
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+use futures_util::{SinkExt, StreamExt, stream::SplitSink};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+use tokio::{net::TcpListener, sync::RwLock};
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+use tracing::Instrument;
+
+use crate::{
+    auth::{Authenticator, Principal, principal_from_claims},
+    config::Config,
+    db,
+    domain::{Store, directory},
+    error::{AppError, REQUEST_ID},
+    events::EventBus,
+    graphql::{AppSchema, build_schema, context::SchemaData, loaders::Loaders},
+};
+
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Organization codes to ids, cached: tokens name tenants by code on every request.
+#[derive(Default)]
+pub struct TenantDirectory {
+    cache: RwLock<HashMap<String, i64>>,
+}
+
+impl TenantDirectory {
+    async fn resolve_many(
+        &self,
+        db: &DatabaseConnection,
+        codes: &[String],
+    ) -> Result<HashMap<String, i64>, AppError> {
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let cache = self.cache.read().await;
+            for code in codes {
+                match cache.get(code) {
+                    Some(id) => {
+                        found.insert(code.clone(), *id);
+                    }
+                    None => missing.push(code.clone()),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let rows = entity::organization::Entity::find()
+                .filter(entity::organization::Column::Code.is_in(missing))
+                .all(db)
+                .await?;
+            let mut cache = self.cache.write().await;
+            for org in rows {
+                cache.insert(org.code.clone(), org.id);
+                found.insert(org.code, org.id);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Everything a request handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: DatabaseConnection,
+    pub schema: AppSchema,
+    pub auth: Arc<Authenticator>,
+    pub tenants: Arc<TenantDirectory>,
+    pub events: EventBus,
+}
+
+impl AppState {
+    /// Verifies a bearer token and resolves its tenant and served organizations.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
+        let claims = self.auth.verify(token).await?;
+        let mut codes = vec![claims.tenant.clone()];
+        codes.extend(claims.orgs.iter().filter(|c| *c != "*").cloned());
+        let ids = self.tenants.resolve_many(&self.db, &codes).await?;
+        principal_from_claims(&claims, |code| ids.get(code).copied())
+    }
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    pub state: AppState,
+    /// The admin token printed in development mode.
+    pub dev_admin_token: Option<String>,
+}
+
+impl Application {
+    /// Connects and migrates the database, prepares auth and the schema, and binds the port.
+    pub async fn build(config: Config) -> Result<Self, String> {
+        let database = db::connect(&config).await?;
+        if config.database.migrate_on_start {
+            db::migrate_up(&database)
+                .await
+                .map_err(|e| format!("database migration failed: {e}"))?;
+        }
+        let provider_id =
+            directory::ensure_provider(&database, &config.provider.code, &config.provider.name)
+                .await
+                .map_err(|e| format!("cannot create the provider organization: {}", e.message()))?;
+        let events = EventBus::default();
+        let store = Store {
+            db: database.clone(),
+            events: events.clone(),
+        };
+
+        let dev_secret = if config.auth.is_unconfigured() {
+            Some(crate::dev::secret(&config.data_dir)?)
+        } else {
+            None
+        };
+        let auth = Authenticator::from_config(&config.auth, dev_secret.as_deref()).await?;
+        let mut dev_admin_token = None;
+        if let Some(secret) = &dev_secret {
+            tracing::warn!(
+                "DEVELOPMENT MODE: no JWT key is configured, tokens are signed with a generated secret kept in {}. \
+                 Configure auth.hs256_secret, auth.public_key_pem_file or auth.jwks_url for production.",
+                config.data_dir.display()
+            );
+            if config.dev.seed_demo {
+                crate::seed::seed_demo_if_empty(&store, provider_id)
+                    .await
+                    .map_err(|e| e.message())?;
+            }
+            dev_admin_token = Some(crate::dev::admin_token(secret, &config.provider.code)?);
+        }
+
+        let schema = build_schema(
+            &config.graphql,
+            SchemaData {
+                loaders: Loaders::new(&database),
+                store,
+                max_page_size: config.graphql.max_page_size,
+            },
+        );
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let state = AppState {
+            config: Arc::new(config),
+            db: database,
+            schema,
+            auth: Arc::new(auth),
+            tenants: Arc::new(TenantDirectory::default()),
+            events,
+        };
+        Ok(Self {
+            listener,
+            router: router(state.clone()),
+            state,
+            dev_admin_token,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish
+    /// (for at most `http.shutdown_grace`).
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let grace = self.state.config.http.shutdown_grace;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = tx.send(());
+        });
+        let mut server = std::pin::pin!(server.into_future());
+        tokio::select! {
+            res = &mut server => res,
+            _ = async { let _ = rx.await; tokio::time::sleep(grace).await } => {
+                tracing::warn!("shutdown grace period over; stopping with requests still in flight");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let config = state.config.clone();
+    let request_span = |req: &axum::http::Request<_>| {
+        let request_id = req
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = %req.uri().path(),
+            request_id = %request_id,
+            operation = tracing::field::Empty,
+        )
+    };
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/graphql", get(graphiql).post(graphql_post))
+        .route("/graphql/ws", get(graphql_ws))
+        .layer(DefaultBodyLimit::max(config.http.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.http.request_timeout,
+        ))
+        .layer(cors(&config.cors.allowed_origins))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
+        .with_state(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            REQUEST_ID_HEADER,
+        ])
+        .expose_headers([REQUEST_ID_HEADER])
+        .max_age(Duration::from_secs(600));
+    if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(AllowOrigin::any())
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+            .collect();
+        layer.allow_origin(AllowOrigin::list(list))
+    }
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if db::is_ready(&state.db).await {
+        Json(json!({ "status": "ready" })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "database unavailable" })),
+        )
+            .into_response()
+    }
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("ServiceGraph")
+            .finish(),
+    )
+}
+
+/// A response carrying GraphQL errors outside of execution (auth, parsing, limits).
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    let mut response = (status, Json(body)).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+async fn graphql_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request_id = headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    REQUEST_ID
+        .scope(request_id, execute(state, headers, body))
+        .await
+}
+
+async fn execute(
+    state: AppState,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(token) = bearer(&headers) else {
+        return error_response(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "a bearer token is required",
+        );
+    };
+    let principal = match state.authenticate(token).await {
+        Ok(p) => p,
+        Err(AppError::Unauthenticated(m)) => {
+            return error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &m);
+        }
+        Err(other) => {
+            let err: async_graphql::Error = other.into();
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", &err.message);
+        }
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let limit = state.config.http.max_body_bytes;
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "VALIDATION",
+                &format!("request body is larger than {limit} bytes"),
+            );
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION",
+                "could not read the request body",
+            );
+        }
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION",
+                &format!("request body is not a GraphQL request in JSON: {e}"),
+            );
+        }
+    };
+    let max_batch = state.config.graphql.max_batch;
+    if let BatchRequest::Batch(requests) = &batch
+        && requests.len() > max_batch
+    {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION",
+            &format!(
+                "a batch may hold at most {max_batch} operations, this one has {}",
+                requests.len()
+            ),
+        );
+    }
+    let operations: Vec<&str> = batch
+        .iter()
+        .filter_map(|r| r.operation_name.as_deref())
+        .collect();
+    if !operations.is_empty() {
+        tracing::Span::current().record("operation", operations.join(",").as_str());
+    }
+    let response = state.schema.execute_batch(batch.data(principal)).await;
+    GraphQLResponse::from(with_codes(response)).into_response()
+}
+
+/// Errors raised by the GraphQL engine itself (syntax, unknown fields, wrong
+/// argument types, limits) carry no code; they are all the caller's input.
+fn with_codes(mut response: BatchResponse) -> BatchResponse {
+    let fix = |r: &mut async_graphql::Response| {
+        for err in &mut r.errors {
+            let has_code = err
+                .extensions
+                .as_ref()
+                .is_some_and(|e| e.get("code").is_some());
+            if !has_code {
+                err.extensions
+                    .get_or_insert_with(Default::default)
+                    .set("code", "VALIDATION");
+            }
+        }
+    };
+    match &mut response {
+        BatchResponse::Single(r) => fix(r),
+        BatchResponse::Batch(rs) => rs.iter_mut().for_each(fix),
+    }
+    response
+}
+
+async fn graphql_ws(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // The same choice GraphQLProtocol made: the first protocol offered that we speak.
+    let legacy = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|list| {
+            list.split(',')
+                .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
+        })
+        == Some(WebSocketProtocols::SubscriptionsTransportWS);
+    let span = tracing::Span::current();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| serve_ws(state, socket, protocol, legacy).instrument(span))
+}
+
+async fn close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &str) {
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+    let _ = sink.close().await;
+}
+
+/// The token of a `connection_init` payload: `Authorization`/`authorization`
+/// (with or without `Bearer `), or `token`/`authToken`.
+fn init_token(payload: &Value) -> Option<String> {
+    let raw = ["Authorization", "authorization", "token", "authToken"]
+        .iter()
+        .find_map(|k| payload.get(k).and_then(Value::as_str))
+        .or_else(|| {
+            payload
+                .get("headers")
+                .and_then(|h| h.get("Authorization").or_else(|| h.get("authorization")))
+                .and_then(Value::as_str)
+        })?;
+    let token = raw
+        .strip_prefix("Bearer ")
+        .or_else(|| raw.strip_prefix("bearer "))
+        .unwrap_or(raw)
+        .trim();
+    (!token.is_empty()).then(|| token.to_owned())
+}
+
+/// Authenticates a WebSocket from its `connection_init` message (4408 when none
+/// comes in time, 4403 for a bad token), then hands it to async-graphql.
+async fn serve_ws(state: AppState, socket: WebSocket, protocol: GraphQLProtocol, legacy: bool) {
+    let (mut sink, mut stream) = socket.split();
+    let wait = state.config.http.ws_init_timeout;
+    let first = tokio::time::timeout(wait, async {
+        while let Some(Ok(msg)) = stream.next().await {
+            match msg {
+                Message::Text(_) | Message::Binary(_) => return Some(msg),
+                Message::Close(_) => return None,
+                _ => {}
+            }
+        }
+        None
+    })
+    .await;
+    let first = match first {
+        Err(_) => return close(&mut sink, 4408, "Connection initialisation timeout").await,
+        Ok(None) => return,
+        Ok(Some(msg)) => msg,
+    };
+    let parsed: Option<Value> = match &first {
+        Message::Text(t) => serde_json::from_str(t.as_str()).ok(),
+        Message::Binary(b) => serde_json::from_slice(b).ok(),
+        _ => None,
+    };
+    let Some(parsed) = parsed else {
+        return close(&mut sink, 4400, "Invalid message").await;
+    };
+    if parsed.get("type").and_then(Value::as_str) != Some("connection_init") {
+        return close(&mut sink, 4401, "Unauthorized").await;
+    }
+    let payload = parsed.get("payload").cloned().unwrap_or(Value::Null);
+    let principal = match init_token(&payload) {
+        None => Err(AppError::Unauthenticated(
+            "connection_init carries no token".into(),
+        )),
+        Some(token) => state.authenticate(&token).await,
+    };
+    let principal = match principal {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(reason = %e.message(), "WebSocket refused");
+            if legacy {
+                // The older protocol reports errors in a message before closing.
+                let msg =
+                    json!({ "type": "connection_error", "payload": { "message": "Forbidden" } });
+                let _ = sink.send(Message::Text(msg.to_string().into())).await;
+            }
+            return close(&mut sink, 4403, "Forbidden").await;
+        }
+    };
+    // Replay the init message so async-graphql acknowledges it as usual.
+    let replay = futures_util::stream::once(async move { Ok(first) }).chain(stream);
+    GraphQLWebSocket::new_with_pair(sink, replay, state.schema.clone(), protocol)
+        .on_connection_init(move |_| async move {
+            let mut data = Data::default();
+            data.insert(principal);
+            Ok(data)
+        })
+        .serve()
+        .await;
+}

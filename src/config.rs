@@ -1,0 +1,316 @@
+//! One typed configuration: built-in defaults, then an optional TOML file, then
+//! `SERVICEGRAPH_*` environment variables (`__` separates nested keys), then
+//! `DATABASE_URL`.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Where the embedded SQLite database and the development secret live.
+    pub data_dir: PathBuf,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub auth: AuthConfig,
+    pub graphql: GraphqlConfig,
+    pub http: HttpConfig,
+    pub cors: CorsConfig,
+    pub provider: ProviderConfig,
+    pub dev: DevConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path?mode=rwc` or `postgres://user:pass@host/db`. Empty: a SQLite
+    /// file `servicegraph.db` in `data_dir`.
+    pub url: Option<String>,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Apply pending migrations on `serve`.
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter directive such as `info` or `servicegraph=debug,info`.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JwtAlgorithm {
+    HS256,
+    RS256,
+    ES256,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Accepted signing algorithms; a token's own `alg` header never widens this list.
+    /// Empty: derived from the keys configured (HS256 for a secret, RS256/ES256 for keys).
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// Shared secret for HS256 (at least 32 bytes).
+    pub hs256_secret: Option<String>,
+    /// A PEM file holding an RSA or EC public key (RS256 / ES256).
+    pub public_key_pem_file: Option<PathBuf>,
+    /// A JWKS document on disk.
+    pub jwks_file: Option<PathBuf>,
+    /// A JWKS URL; keys are looked up by `kid` and refetched on an unknown `kid`
+    /// at most once per `jwks_refresh_interval`.
+    pub jwks_url: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub jwks_refresh_interval: Duration,
+    /// Required `iss` claim, when set.
+    pub issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    pub audience: Option<String>,
+    pub leeway_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphqlConfig {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    /// Operations accepted in one batched request.
+    pub max_batch: usize,
+    pub introspection: bool,
+    /// Largest `first` / `last` a connection accepts.
+    pub max_page_size: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// How long a WebSocket may wait before sending `connection_init`.
+    #[serde(with = "humantime_serde")]
+    pub ws_init_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins allowed to call the API from a browser, e.g. `https://portal.example.com`.
+    /// `*` allows any origin. Empty: no cross-origin access.
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderConfig {
+    /// Tenant code of the service provider's own organization, created on start.
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevConfig {
+    /// In development mode (no key configured), load the demo data into an empty database.
+    pub seed_demo: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database: DatabaseConfig::default(),
+            log: LogConfig::default(),
+            auth: AuthConfig::default(),
+            graphql: GraphqlConfig::default(),
+            http: HttpConfig::default(),
+            cors: CorsConfig::default(),
+            provider: ProviderConfig::default(),
+            dev: DevConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 16,
+            min_connections: 1,
+            connect_timeout: Duration::from_secs(5),
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            filter: "info".into(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            algorithms: Vec::new(),
+            hs256_secret: None,
+            public_key_pem_file: None,
+            jwks_file: None,
+            jwks_url: None,
+            jwks_refresh_interval: Duration::from_secs(60),
+            issuer: None,
+            audience: None,
+            leeway_seconds: 30,
+        }
+    }
+}
+
+impl Default for GraphqlConfig {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 2000,
+            max_batch: 10,
+            introspection: true,
+            max_page_size: 100,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+            ws_init_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        Self {
+            code: "provider".into(),
+            name: "Service Provider".into(),
+        }
+    }
+}
+
+impl Default for DevConfig {
+    fn default() -> Self {
+        Self { seed_demo: true }
+    }
+}
+
+impl AuthConfig {
+    /// No key of any kind: the server runs in development mode with a generated secret.
+    pub fn is_unconfigured(&self) -> bool {
+        self.hs256_secret.is_none()
+            && self.public_key_pem_file.is_none()
+            && self.jwks_file.is_none()
+            && self.jwks_url.is_none()
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (or `SERVICEGRAPH_CONFIG`) when given, then the environment.
+    pub fn load(file: Option<PathBuf>) -> Result<Self, String> {
+        let file = file.or_else(|| std::env::var_os("SERVICEGRAPH_CONFIG").map(PathBuf::from));
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(
+                Env::prefixed("SERVICEGRAPH_")
+                    .split("__")
+                    .ignore(&["config", "test_postgres"]),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database.url".into()),
+            );
+        let config: Config = figment.extract().map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if let Some(secret) = &self.auth.hs256_secret
+            && secret.len() < 32
+        {
+            return Err("auth.hs256_secret must be at least 32 bytes long".into());
+        }
+        if let Some(url) = &self.auth.jwks_url {
+            url::Url::parse(url).map_err(|e| format!("auth.jwks_url is not a valid URL: {e}"))?;
+        }
+        if let Some(url) = &self.database.url
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+        {
+            return Err(
+                "database.url (DATABASE_URL) must start with sqlite: or postgres://".into(),
+            );
+        }
+        if self.graphql.max_page_size == 0 || self.graphql.max_batch == 0 {
+            return Err("graphql.max_page_size and graphql.max_batch must be at least 1".into());
+        }
+        if self.database.max_connections == 0 {
+            return Err("database.max_connections must be at least 1".into());
+        }
+        for origin in &self.cors.allowed_origins {
+            if origin != "*" && url::Url::parse(origin).is_err() {
+                return Err(format!(
+                    "cors.allowed_origins: {origin:?} is not an origin such as https://portal.example.com"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or the embedded SQLite file.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("servicegraph.db").display()
+            ),
+        }
+    }
+}

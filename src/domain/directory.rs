@@ -1,0 +1,490 @@
+//! Organizations (customers and the provider), users and support groups.
+
+use entity::{enums::OrganizationKind, group_membership, organization, support_group, user};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    ModelTrait, QueryFilter, Set,
+};
+
+use super::{
+    Store, audit, check_version, clean_email, clean_name, clean_text, now, patch, save_versioned,
+    unique_or_internal,
+};
+use crate::{
+    auth::{Principal, Role, TenantScope},
+    db::begin_write,
+    error::{AppError, AppResult},
+};
+
+/// A principal for changes the server makes itself (bootstrap, seeding).
+pub fn system_principal(organization_id: i64) -> Principal {
+    Principal {
+        subject: "system".into(),
+        organization_id,
+        roles: [Role::Admin].into_iter().collect(),
+        scope: TenantScope::All,
+    }
+}
+
+fn clean_code(code: &str) -> AppResult<String> {
+    let code = code.trim().to_ascii_lowercase();
+    let ok = (2..=64).contains(&code.len())
+        && code
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(code)
+    } else {
+        Err(AppError::invalid_field(
+            "code",
+            "code must be 2 to 64 characters of letters, digits, '-' or '_', starting with a letter or digit",
+        ))
+    }
+}
+
+/// Creates the provider's own organization when it does not exist; returns its id.
+pub async fn ensure_provider(db: &DatabaseConnection, code: &str, name: &str) -> AppResult<i64> {
+    let code = clean_code(code)?;
+    if let Some(org) = organization::Entity::find()
+        .filter(organization::Column::Code.eq(&code))
+        .one(db)
+        .await?
+    {
+        return Ok(org.id);
+    }
+    let (name, name_key) = clean_name("name", name, 200)?;
+    let txn = begin_write(db).await?;
+    let at = now();
+    let org = organization::ActiveModel {
+        code: Set(code),
+        name: Set(name),
+        name_key: Set(name_key),
+        kind: Set(OrganizationKind::Provider),
+        description: Set(None),
+        active: Set(true),
+        version: Set(1),
+        created_at: Set(at),
+        updated_at: Set(at),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    audit::record(&txn, &system_principal(org.id), "create", None, Some(&org)).await?;
+    txn.commit().await?;
+    Ok(org.id)
+}
+
+pub struct NewOrganization {
+    pub code: String,
+    pub name: String,
+    pub description: Option<String>,
+}
+
+pub async fn create_organization(
+    store: &Store,
+    p: &Principal,
+    input: NewOrganization,
+) -> AppResult<organization::Model> {
+    p.require_admin()?;
+    let code = clean_code(&input.code)?;
+    let (name, name_key) = clean_name("name", &input.name, 200)?;
+    let description = clean_text("description", input.description, 10_000)?;
+    let txn = begin_write(&store.db).await?;
+    ensure_free_org(&txn, &code, &name_key, None).await?;
+    let at = now();
+    let org = audit::insert(
+        &txn,
+        p,
+        organization::ActiveModel {
+            code: Set(code),
+            name: Set(name),
+            name_key: Set(name_key),
+            kind: Set(OrganizationKind::Customer),
+            description: Set(description),
+            active: Set(true),
+            version: Set(1),
+            created_at: Set(at),
+            updated_at: Set(at),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|e| conflict_on_unique(e, "an organization with this code or name already exists"))?;
+    txn.commit().await?;
+    Ok(org)
+}
+
+async fn ensure_free_org<C: ConnectionTrait>(
+    db: &C,
+    code: &str,
+    name_key: &str,
+    except: Option<i64>,
+) -> AppResult<()> {
+    let clash = organization::Entity::find()
+        .filter(
+            Condition::any()
+                .add(organization::Column::Code.eq(code))
+                .add(organization::Column::NameKey.eq(name_key)),
+        )
+        .all(db)
+        .await?;
+    match clash.iter().find(|o| Some(o.id) != except) {
+        Some(o) if o.code == code => Err(AppError::Conflict(format!(
+            "an organization with code {code:?} already exists"
+        ))),
+        Some(_) => Err(AppError::Conflict(
+            "an organization with this name already exists".into(),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Internal errors from a unique index become `CONFLICT`; everything else passes through.
+pub fn conflict_on_unique(err: AppError, message: &str) -> AppError {
+    match err {
+        AppError::Internal(source) => match source.downcast::<sea_orm::DbErr>() {
+            Ok(db_err) => unique_or_internal(*db_err, || message.to_owned()),
+            Err(other) => AppError::Internal(other),
+        },
+        other => other,
+    }
+}
+
+pub struct OrganizationPatch {
+    pub id: i64,
+    pub version: i32,
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub active: Option<bool>,
+}
+
+pub async fn update_organization(
+    store: &Store,
+    p: &Principal,
+    input: OrganizationPatch,
+) -> AppResult<organization::Model> {
+    p.require_admin()?;
+    let txn = begin_write(&store.db).await?;
+    let before = organization::Entity::find_by_id(input.id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("organization"))?;
+    check_version("organization", input.version, before.version)?;
+    let mut next = before.clone();
+    if let Some(name) = &input.name {
+        let (name, key) = clean_name("name", name, 200)?;
+        ensure_free_org(&txn, &before.code, &key, Some(before.id)).await?;
+        next.name = name;
+        next.name_key = key;
+    }
+    if let Some(description) = input.description {
+        next.description = clean_text("description", description, 10_000)?;
+    }
+    if input.active == Some(false) && before.kind == OrganizationKind::Provider {
+        return Err(AppError::invalid_field(
+            "active",
+            "the provider organization cannot be deactivated",
+        ));
+    }
+    patch(&mut next.active, input.active);
+    let updated = save_versioned(&txn, p, &before, next).await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+pub struct NewUser {
+    pub organization_id: i64,
+    pub subject: String,
+    pub display_name: String,
+    pub email: Option<String>,
+}
+
+pub async fn create_user(store: &Store, p: &Principal, input: NewUser) -> AppResult<user::Model> {
+    p.require_admin()?;
+    let subject = input.subject.trim().to_owned();
+    if subject.is_empty() || subject.len() > 200 {
+        return Err(AppError::invalid_field(
+            "subject",
+            "subject must be 1 to 200 characters",
+        ));
+    }
+    let (display_name, _) = clean_name("displayName", &input.display_name, 200)?;
+    let email = clean_email("email", input.email)?;
+    let txn = begin_write(&store.db).await?;
+    organization::Entity::find_by_id(input.organization_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::invalid_field("organizationId", "organization not found"))?;
+    if user::Entity::find()
+        .filter(user::Column::Subject.eq(&subject))
+        .one(&txn)
+        .await?
+        .is_some()
+    {
+        return Err(AppError::Conflict(format!(
+            "a user with subject {subject:?} already exists"
+        )));
+    }
+    let at = now();
+    let created = audit::insert(
+        &txn,
+        p,
+        user::ActiveModel {
+            organization_id: Set(input.organization_id),
+            subject: Set(subject),
+            display_name: Set(display_name),
+            email: Set(email),
+            active: Set(true),
+            version: Set(1),
+            created_at: Set(at),
+            updated_at: Set(at),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|e| conflict_on_unique(e, "a user with this subject already exists"))?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+pub struct UserPatch {
+    pub id: i64,
+    pub version: i32,
+    pub display_name: Option<String>,
+    pub email: Option<Option<String>>,
+    pub active: Option<bool>,
+}
+
+pub async fn update_user(store: &Store, p: &Principal, input: UserPatch) -> AppResult<user::Model> {
+    p.require_admin()?;
+    let txn = begin_write(&store.db).await?;
+    let before = user::Entity::find_by_id(input.id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    check_version("user", input.version, before.version)?;
+    let mut next = before.clone();
+    if let Some(name) = &input.display_name {
+        next.display_name = clean_name("displayName", name, 200)?.0;
+    }
+    if let Some(email) = input.email {
+        next.email = clean_email("email", email)?;
+    }
+    patch(&mut next.active, input.active);
+    let updated = save_versioned(&txn, p, &before, next).await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+pub struct NewSupportGroup {
+    pub organization_id: Option<i64>,
+    pub name: String,
+    pub description: Option<String>,
+    pub email: Option<String>,
+}
+
+pub async fn create_support_group(
+    store: &Store,
+    p: &Principal,
+    input: NewSupportGroup,
+) -> AppResult<support_group::Model> {
+    p.require_admin()?;
+    let organization_id = input.organization_id.unwrap_or(p.organization_id);
+    let (name, name_key) = clean_name("name", &input.name, 200)?;
+    let description = clean_text("description", input.description, 10_000)?;
+    let email = clean_email("email", input.email)?;
+    let txn = begin_write(&store.db).await?;
+    organization::Entity::find_by_id(organization_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::invalid_field("organizationId", "organization not found"))?;
+    ensure_free_group(&txn, organization_id, &name_key, None).await?;
+    let at = now();
+    let created = audit::insert(
+        &txn,
+        p,
+        support_group::ActiveModel {
+            organization_id: Set(organization_id),
+            name: Set(name),
+            name_key: Set(name_key),
+            description: Set(description),
+            email: Set(email),
+            version: Set(1),
+            created_at: Set(at),
+            updated_at: Set(at),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|e| conflict_on_unique(e, "a support group with this name already exists"))?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+async fn ensure_free_group<C: ConnectionTrait>(
+    db: &C,
+    org: i64,
+    name_key: &str,
+    except: Option<i64>,
+) -> AppResult<()> {
+    let clash = support_group::Entity::find()
+        .filter(support_group::Column::OrganizationId.eq(org))
+        .filter(support_group::Column::NameKey.eq(name_key))
+        .one(db)
+        .await?;
+    match clash {
+        Some(g) if Some(g.id) != except => Err(AppError::Conflict(
+            "a support group with this name already exists".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+pub struct SupportGroupPatch {
+    pub id: i64,
+    pub version: i32,
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+}
+
+pub async fn update_support_group(
+    store: &Store,
+    p: &Principal,
+    input: SupportGroupPatch,
+) -> AppResult<support_group::Model> {
+    p.require_admin()?;
+    let txn = begin_write(&store.db).await?;
+    let before = support_group::Entity::find_by_id(input.id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("support group"))?;
+    check_version("support group", input.version, before.version)?;
+    let mut next = before.clone();
+    if let Some(name) = &input.name {
+        let (name, key) = clean_name("name", name, 200)?;
+        ensure_free_group(&txn, before.organization_id, &key, Some(before.id)).await?;
+        next.name = name;
+        next.name_key = key;
+    }
+    if let Some(description) = input.description {
+        next.description = clean_text("description", description, 10_000)?;
+    }
+    if let Some(email) = input.email {
+        next.email = clean_email("email", email)?;
+    }
+    let updated = save_versioned(&txn, p, &before, next).await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Adds a user to a support group; adding a member twice is a `CONFLICT`.
+pub async fn add_group_member(
+    store: &Store,
+    p: &Principal,
+    group_id: i64,
+    user_id: i64,
+) -> AppResult<group_membership::Model> {
+    p.require_admin()?;
+    let txn = begin_write(&store.db).await?;
+    support_group::Entity::find_by_id(group_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("support group"))?;
+    user::Entity::find_by_id(user_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    let existing = group_membership::Entity::find()
+        .filter(group_membership::Column::GroupId.eq(group_id))
+        .filter(group_membership::Column::UserId.eq(user_id))
+        .one(&txn)
+        .await?;
+    if existing.is_some() {
+        return Err(AppError::Conflict(
+            "the user is already a member of this group".into(),
+        ));
+    }
+    let created = audit::insert(
+        &txn,
+        p,
+        group_membership::ActiveModel {
+            group_id: Set(group_id),
+            user_id: Set(user_id),
+            created_at: Set(now()),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|e| conflict_on_unique(e, "the user is already a member of this group"))?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+pub async fn remove_group_member(
+    store: &Store,
+    p: &Principal,
+    group_id: i64,
+    user_id: i64,
+) -> AppResult<()> {
+    p.require_admin()?;
+    let txn = begin_write(&store.db).await?;
+    let membership = group_membership::Entity::find()
+        .filter(group_membership::Column::GroupId.eq(group_id))
+        .filter(group_membership::Column::UserId.eq(user_id))
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("group membership"))?;
+    membership.clone().delete(&txn).await?;
+    audit::record(&txn, p, "delete", Some(&membership), None).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// An organization the caller may see, or `NOT_FOUND`.
+pub async fn find_organization<C: ConnectionTrait>(
+    db: &C,
+    p: &Principal,
+    id: i64,
+) -> AppResult<organization::Model> {
+    match organization::Entity::find_by_id(id).one(db).await? {
+        Some(o) if p.can_see(o.id) => Ok(o),
+        _ => Err(AppError::not_found("organization")),
+    }
+}
+
+/// A user of an organization the caller may see, or `NOT_FOUND`.
+pub async fn find_user<C: ConnectionTrait>(
+    db: &C,
+    p: &Principal,
+    id: i64,
+) -> AppResult<user::Model> {
+    match user::Entity::find_by_id(id).one(db).await? {
+        Some(u) if p.can_see(u.organization_id) => Ok(u),
+        _ => Err(AppError::not_found("user")),
+    }
+}
+
+/// A support group of an organization the caller may see, or `NOT_FOUND`.
+pub async fn find_support_group<C: ConnectionTrait>(
+    db: &C,
+    p: &Principal,
+    id: i64,
+) -> AppResult<support_group::Model> {
+    match support_group::Entity::find_by_id(id).one(db).await? {
+        Some(g) if p.can_see(g.organization_id) => Ok(g),
+        _ => Err(AppError::not_found("support group")),
+    }
+}
+
+/// Narrows a query on a column holding an organization id to what the caller may see.
+pub fn scope_to<C: ColumnTrait>(p: &Principal, column: C) -> Condition {
+    match p.visible_organizations() {
+        None => Condition::all(),
+        Some(orgs) => Condition::all().add(column.is_in(orgs.iter().copied())),
+    }
+}

@@ -1,0 +1,47 @@
+//! What resolvers read from the GraphQL context: the caller, the store, loaders.
+
+use std::{hash::Hash, sync::Arc};
+
+use async_graphql::{
+    Context,
+    dataloader::{DataLoader, Loader},
+};
+
+use super::loaders::Loaders;
+use crate::{
+    auth::Principal,
+    domain::Store,
+    error::{AppError, AppResult},
+};
+
+/// Shared by every request of a schema.
+pub struct SchemaData {
+    pub store: Store,
+    pub loaders: Loaders,
+    pub max_page_size: usize,
+}
+
+pub trait ContextExt {
+    fn principal(&self) -> AppResult<&Principal>;
+    fn app(&self) -> &SchemaData;
+}
+
+impl ContextExt for Context<'_> {
+    fn principal(&self) -> AppResult<&Principal> {
+        self.data_opt::<Principal>()
+            .ok_or_else(|| AppError::Unauthenticated("authentication required".into()))
+    }
+
+    fn app(&self) -> &SchemaData {
+        self.data_unchecked::<Arc<SchemaData>>()
+    }
+}
+
+/// Loads one value through a DataLoader, mapping its error into ours.
+pub async fn load<L, K>(loader: &DataLoader<L>, key: K) -> AppResult<Option<L::Value>>
+where
+    L: Loader<K, Error = Arc<sea_orm::DbErr>>,
+    K: Send + Sync + Hash + Eq + Clone + 'static,
+{
+    loader.load_one(key).await.map_err(AppError::internal)
+}

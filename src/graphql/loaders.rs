@@ -1,0 +1,135 @@
+//! DataLoaders: every relation a list resolves is batched into one query per
+//! relation per tick. No cache: subscriptions outlive requests, and a stale
+//! record must never be served.
+
+use std::{collections::HashMap, marker::PhantomData, sync::Arc};
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, Iterable, ModelTrait, PrimaryKeyToColumn,
+    QueryFilter, Value,
+};
+
+fn as_i64(v: Value) -> Option<i64> {
+    match v {
+        Value::BigInt(Some(i)) => Some(i),
+        Value::Int(Some(i)) => Some(i64::from(i)),
+        _ => None,
+    }
+}
+
+/// Loads records of `E` by primary key.
+pub struct ById<E> {
+    db: DatabaseConnection,
+    _entity: PhantomData<fn() -> E>,
+}
+
+impl<E: EntityTrait> ById<E> {
+    pub fn loader(db: &DatabaseConnection) -> DataLoader<Self> {
+        DataLoader::new(
+            Self {
+                db: db.clone(),
+                _entity: PhantomData,
+            },
+            tokio::spawn,
+        )
+    }
+}
+
+impl<E> Loader<i64> for ById<E>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync + Clone,
+{
+    type Value = E::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, E::Model>, Self::Error> {
+        let Some(pk) = E::PrimaryKey::iter().next().map(|k| k.into_column()) else {
+            return Ok(HashMap::new());
+        };
+        let rows = E::find()
+            .filter(pk.is_in(keys.iter().copied()))
+            .all(&self.db)
+            .await
+            .map_err(Arc::new)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|m| as_i64(m.get(pk)).map(|id| (id, m)))
+            .collect())
+    }
+}
+
+/// Loads the records of `E` whose foreign-key column holds the key (one-to-many).
+pub struct ByColumn<E: EntityTrait> {
+    db: DatabaseConnection,
+    column: E::Column,
+}
+
+impl<E: EntityTrait> ByColumn<E>
+where
+    E::Column: Send + Sync,
+{
+    pub fn loader(db: &DatabaseConnection, column: E::Column) -> DataLoader<Self> {
+        DataLoader::new(
+            Self {
+                db: db.clone(),
+                column,
+            },
+            tokio::spawn,
+        )
+    }
+}
+
+impl<E> Loader<i64> for ByColumn<E>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync + Clone,
+    E::Column: Send + Sync,
+{
+    type Value = Vec<E::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Vec<E::Model>>, Self::Error> {
+        let rows = E::find()
+            .filter(self.column.is_in(keys.iter().copied()))
+            .all(&self.db)
+            .await
+            .map_err(Arc::new)?;
+        let mut out: HashMap<i64, Vec<E::Model>> = HashMap::new();
+        for row in rows {
+            if let Some(key) = as_i64(row.get(self.column)) {
+                out.entry(key).or_default().push(row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// All loaders, built once per schema.
+pub struct Loaders {
+    pub organization: DataLoader<ById<entity::organization::Entity>>,
+    pub user: DataLoader<ById<entity::user::Entity>>,
+    pub support_group: DataLoader<ById<entity::support_group::Entity>>,
+    pub service: DataLoader<ById<entity::service::Entity>>,
+    pub offerings_by_service: DataLoader<ByColumn<entity::service_offering::Entity>>,
+    pub subscriptions_by_service: DataLoader<ByColumn<entity::service_subscription::Entity>>,
+    pub memberships_by_group: DataLoader<ByColumn<entity::group_membership::Entity>>,
+}
+
+impl Loaders {
+    pub fn new(db: &DatabaseConnection) -> Self {
+        Self {
+            organization: ById::loader(db),
+            user: ById::loader(db),
+            support_group: ById::loader(db),
+            service: ById::loader(db),
+            offerings_by_service: ByColumn::loader(db, entity::service_offering::Column::ServiceId),
+            subscriptions_by_service: ByColumn::loader(
+                db,
+                entity::service_subscription::Column::ServiceId,
+            ),
+            memberships_by_group: ByColumn::loader(db, entity::group_membership::Column::GroupId),
+        }
+    }
+}

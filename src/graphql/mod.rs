@@ -1,0 +1,60 @@
+//! The GraphQL API: thin resolvers per process, merged into one schema.
+//! Adding a process means adding its module and one entry in each merge below.
+
+pub mod audit;
+pub mod catalogue;
+pub mod context;
+pub mod directory;
+pub mod ids;
+pub mod loaders;
+pub mod node;
+pub mod pagination;
+
+use std::sync::Arc;
+
+use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
+
+use crate::config::GraphqlConfig;
+
+#[derive(MergedObject, Default)]
+pub struct Query(
+    node::NodeQuery,
+    directory::DirectoryQuery,
+    catalogue::CatalogueQuery,
+    audit::AuditQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(directory::DirectoryMutation, catalogue::CatalogueMutation);
+
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(catalogue::CatalogueSubscription);
+
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
+
+/// The schema with its limits, without data: enough to print the SDL.
+pub fn schema_builder(config: &GraphqlConfig) -> SchemaBuilder<Query, Mutation, Subscription> {
+    let mut builder = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .register_output_type::<node::Node>()
+    .limit_depth(config.max_depth)
+    .limit_complexity(config.max_complexity)
+    .disable_suggestions();
+    if !config.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder
+}
+
+/// The serving schema, with the store and loaders every resolver shares.
+pub fn build_schema(config: &GraphqlConfig, data: context::SchemaData) -> AppSchema {
+    schema_builder(config).data(Arc::new(data)).finish()
+}
+
+/// The SDL portal teams code against (`schema.graphql`).
+pub fn sdl() -> String {
+    schema_builder(&GraphqlConfig::default()).finish().sdl()
+}

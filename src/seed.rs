@@ -1,0 +1,197 @@
+//! The demo data set: a provider with three customers, support groups, people,
+//! and a small catalogue. Written through the domain, so it is audited too.
+
+use entity::{
+    enums::{Criticality, LifecycleStatus},
+    service,
+};
+use sea_orm::{EntityTrait, PaginatorTrait};
+
+use crate::{
+    domain::{
+        Store,
+        catalogue::{self, NewOffering, NewService},
+        directory::{self, NewOrganization, NewSupportGroup, NewUser, system_principal},
+    },
+    error::AppResult,
+};
+
+/// Loads the demo data into a database with no services yet. Returns whether it did.
+pub async fn seed_demo_if_empty(store: &Store, provider_id: i64) -> AppResult<bool> {
+    if service::Entity::find().count(&store.db).await? > 0 {
+        return Ok(false);
+    }
+    let p = system_principal(provider_id);
+
+    let mut customers = Vec::new();
+    for (code, name, description) in [
+        (
+            "acme",
+            "Acme Corporation",
+            "Manufacturing customer, 2,400 staff across 6 sites",
+        ),
+        ("globex", "Globex Industries", "Energy trading customer"),
+        ("initech", "Initech", "Software customer, single site"),
+    ] {
+        let org = directory::create_organization(
+            store,
+            &p,
+            NewOrganization {
+                code: code.into(),
+                name: name.into(),
+                description: Some(description.into()),
+            },
+        )
+        .await?;
+        customers.push(org.id);
+    }
+    let (acme, globex, initech) = (customers[0], customers[1], customers[2]);
+
+    let mut groups = Vec::new();
+    for (name, email) in [
+        ("Service Desk", "servicedesk@provider.example"),
+        ("Network Operations", "noc@provider.example"),
+        ("Database Administration", "dba@provider.example"),
+        ("Application Support", "appsupport@provider.example"),
+    ] {
+        let g = directory::create_support_group(
+            store,
+            &p,
+            NewSupportGroup {
+                organization_id: Some(provider_id),
+                name: name.into(),
+                description: None,
+                email: Some(email.into()),
+            },
+        )
+        .await?;
+        groups.push(g.id);
+    }
+    let (desk, noc, dba, apps) = (groups[0], groups[1], groups[2], groups[3]);
+
+    let mut users = Vec::new();
+    for (org, subject, name, email) in [
+        (
+            provider_id,
+            "alice.admin",
+            "Alice Admin",
+            "alice@provider.example",
+        ),
+        (
+            provider_id,
+            "sam.agent",
+            "Sam Agent",
+            "sam@provider.example",
+        ),
+        (
+            provider_id,
+            "nina.network",
+            "Nina Network",
+            "nina@provider.example",
+        ),
+        (acme, "jane@acme", "Jane Requester", "jane@acme.example"),
+        (globex, "bob@globex", "Bob Requester", "bob@globex.example"),
+    ] {
+        let u = directory::create_user(
+            store,
+            &p,
+            NewUser {
+                organization_id: org,
+                subject: subject.into(),
+                display_name: name.into(),
+                email: Some(email.into()),
+            },
+        )
+        .await?;
+        users.push(u.id);
+    }
+    directory::add_group_member(store, &p, desk, users[1]).await?;
+    directory::add_group_member(store, &p, noc, users[2]).await?;
+
+    let services = [
+        (
+            "Corporate Email",
+            "Mail, calendars and shared mailboxes",
+            LifecycleStatus::Live,
+            Criticality::Critical,
+            apps,
+            &["Mailbox", "Shared mailbox"][..],
+        ),
+        (
+            "VPN Access",
+            "Remote access to corporate networks",
+            LifecycleStatus::Live,
+            Criticality::High,
+            noc,
+            &["VPN account"][..],
+        ),
+        (
+            "ERP Finance",
+            "General ledger, payables and receivables",
+            LifecycleStatus::Live,
+            Criticality::High,
+            dba,
+            &["ERP user access"][..],
+        ),
+        (
+            "Customer Portal",
+            "Self-service portal for end customers",
+            LifecycleStatus::Live,
+            Criticality::Medium,
+            apps,
+            &["Portal account"][..],
+        ),
+        (
+            "Data Warehouse",
+            "Reporting and analytics platform",
+            LifecycleStatus::Pipeline,
+            Criticality::Medium,
+            dba,
+            &["Analytics workspace"][..],
+        ),
+    ];
+    let mut service_ids = Vec::new();
+    for (name, description, status, criticality, owner, offerings) in services {
+        let s = catalogue::create_service(
+            store,
+            &p,
+            NewService {
+                organization_id: Some(provider_id),
+                name: name.into(),
+                description: Some(description.into()),
+                status: Some(status),
+                criticality: Some(criticality),
+                owner_group_id: Some(owner),
+                owner_user_id: None,
+            },
+        )
+        .await?;
+        for offering in offerings {
+            catalogue::create_offering(
+                store,
+                &p,
+                NewOffering {
+                    service_id: s.id,
+                    name: (*offering).into(),
+                    description: None,
+                    status: Some(status),
+                },
+            )
+            .await?;
+        }
+        service_ids.push(s.id);
+    }
+    for (customer, service_index) in [
+        (acme, 0),
+        (acme, 1),
+        (acme, 2),
+        (globex, 0),
+        (globex, 3),
+        (initech, 0),
+        (initech, 1),
+    ] {
+        catalogue::subscribe(store, &p, service_ids[service_index], customer).await?;
+    }
+    tracing::info!("loaded the demo data: 3 customers, 4 support groups, 5 users, 5 services");
+    Ok(true)
+}
