@@ -1,0 +1,2 @@
+//! Tests for auth (to be written).
+use crate::helpers::*;

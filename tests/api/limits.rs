@@ -1,0 +1,2 @@
+//! Tests for limits (to be written).
+use crate::helpers::*;

@@ -1,0 +1,15 @@
+//! Integration tests: the real server over real HTTP and WebSocket, each test on
+//! its own database (SQLite, or PostgreSQL with SERVICEGRAPH_TEST_POSTGRES).
+//! One binary with a module per process or concern, so the suite links once.
+
+mod helpers;
+
+mod audit;
+mod auth;
+mod catalogue;
+mod directory;
+mod limits;
+mod pagination;
+mod schema;
+mod server;
+mod subscriptions;
