@@ -370,15 +370,9 @@ async fn execute(
             );
         }
     };
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
+    let batch = match parse_request(&body) {
         Ok(b) => b,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "VALIDATION",
-                &format!("request body is not a GraphQL request in JSON: {e}"),
-            );
-        }
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, "VALIDATION", &message),
     };
     let max_batch = state.config.graphql.max_batch;
     if let BatchRequest::Batch(requests) = &batch
@@ -402,6 +396,25 @@ async fn execute(
     }
     let response = state.schema.execute_batch(batch.data(principal)).await;
     GraphQLResponse::from(with_codes(response)).into_response()
+}
+
+/// A JSON object with a string `query`, or a non-empty array of them.
+fn parse_request(body: &[u8]) -> Result<BatchRequest, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("request body is not JSON: {e}"))?;
+    let is_operation = |v: &Value| v.get("query").is_some_and(Value::is_string);
+    let shape_ok = match &value {
+        Value::Object(_) => is_operation(&value),
+        Value::Array(items) => !items.is_empty() && items.iter().all(is_operation),
+        _ => false,
+    };
+    if !shape_ok {
+        return Err(
+            "request body must be a GraphQL request {\"query\": ...} or a non-empty array of them"
+                .into(),
+        );
+    }
+    serde_json::from_value(value).map_err(|e| format!("request body is not a GraphQL request: {e}"))
 }
 
 /// Errors raised by the GraphQL engine itself (syntax, unknown fields, wrong

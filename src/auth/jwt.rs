@@ -206,10 +206,11 @@ impl Authenticator {
             if let Some(key) = lookup(&*jwks.read().await, kid, alg) {
                 return Ok(key);
             }
-            if self.jwks_url.is_some() && self.refresh_jwks().await.unwrap_or(false) {
-                if let Some(key) = lookup(&*jwks.read().await, kid, alg) {
-                    return Ok(key);
-                }
+            if self.jwks_url.is_some()
+                && self.refresh_jwks().await.unwrap_or(false)
+                && let Some(key) = lookup(&*jwks.read().await, kid, alg)
+            {
+                return Ok(key);
             }
             return Err(unauth("token key id (kid) is unknown"));
         }
