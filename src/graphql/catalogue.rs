@@ -262,6 +262,10 @@ impl CatalogueQuery {
         }
         if let Some(customer) = &f.customer_id {
             let customer = ids::reference(customer, "Organization", "customerId")?;
+            if !p.can_see(customer) {
+                // Another tenant's subscriptions answer like an unknown organization's: none.
+                q = q.filter(service::Column::Id.is_in(std::iter::empty::<i64>()));
+            }
             q = q.filter(
                 service::Column::Id.in_subquery(
                     Query::select()
