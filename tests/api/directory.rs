@@ -309,3 +309,79 @@ async fn me_returns_the_subject_roles_and_organization() {
         "no user record with this subject"
     );
 }
+
+#[tokio::test]
+async fn searches_ignore_case_and_treat_wildcards_literally() {
+    let app = TestApp::spawn().await;
+    let acme = app.customer("acme").await;
+    for name in ["Jane Doe", "JOHN 100% Smith", "Ann_Lee", "Annelee"] {
+        app.ok(
+            &app.admin(),
+            "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }",
+            json!({ "i": { "organizationId": acme, "subject": name.to_lowercase().replace(' ', "."), "displayName": name } }),
+        )
+        .await;
+    }
+    let search = |term: &'static str| {
+        let app = &app;
+        async move {
+            let data = app
+                .ok(
+                    &app.admin(),
+                    "query($s: String) { users(filter: {search: $s}) { nodes { displayName } } }",
+                    json!({ "s": term }),
+                )
+                .await;
+            let mut names: Vec<String> = data["users"]["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["displayName"].as_str().unwrap().to_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    assert_eq!(
+        search("jane").await,
+        vec!["Jane Doe"],
+        "case-insensitive on a mixed-case column"
+    );
+    assert_eq!(
+        search("100%").await,
+        vec!["JOHN 100% Smith"],
+        "% is literal"
+    );
+    assert_eq!(
+        search("n_l").await,
+        vec!["Ann_Lee"],
+        "_ is literal, not any character"
+    );
+    assert_eq!(search("ANN").await, vec!["Ann_Lee", "Annelee"]);
+}
+
+#[tokio::test]
+async fn me_finds_the_user_record_only_in_the_callers_organization() {
+    let app = TestApp::spawn().await;
+    let acme = app.customer("acme").await;
+    app.customer("globex").await;
+    app.ok(
+        &app.admin(),
+        "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }",
+        json!({ "i": { "organizationId": acme, "subject": "shared-subject", "displayName": "Acme Person" } }),
+    )
+    .await;
+    let own = app.token("shared-subject", "acme", &["requester"]);
+    let data = app
+        .ok(&own, "{ me { user { displayName } } }", json!({}))
+        .await;
+    assert_eq!(data["me"]["user"]["displayName"], "Acme Person");
+    let foreign = app.token("shared-subject", "globex", &["requester"]);
+    let data = app
+        .ok(&foreign, "{ me { user { displayName } } }", json!({}))
+        .await;
+    assert!(
+        data["me"]["user"].is_null(),
+        "another tenant's user record is not the caller's: {data}"
+    );
+}
