@@ -28,6 +28,8 @@ pub struct ServiceChanged {
 #[derive(Debug, Clone)]
 pub enum DomainEvent {
     ServiceChanged(ServiceChanged),
+    /// An organization was changed (its code, name or active flag); caches drop it.
+    OrganizationChanged(entity::organization::Model),
 }
 
 #[derive(Clone)]

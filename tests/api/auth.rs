@@ -384,3 +384,19 @@ async fn websocket_with_a_bad_token_closes_4403_and_a_silent_one_4408() {
     let mut ws = app.ws("graphql-transport-ws").await;
     ws.init(&app.admin()).await;
 }
+
+#[tokio::test]
+async fn a_deactivated_organizations_tokens_stop_working() {
+    let app = TestApp::spawn().await;
+    let acme = app.customer("acme").await;
+    let requester = app.token("jane", "acme", &["requester"]);
+    assert_accepted(&app, &requester, "active organization").await;
+    app.ok(
+        &app.admin(),
+        "mutation($i: UpdateOrganizationInput!) { updateOrganization(input: $i) { active } }",
+        json!({ "i": { "id": acme, "version": 1, "active": false } }),
+    )
+    .await;
+    // The server that made the change forgets its cached tenant at once.
+    assert_unauthenticated(&app, Some(&requester), "deactivated organization").await;
+}
