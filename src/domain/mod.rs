@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod catalogue;
+pub mod cmdb;
 pub mod directory;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -127,7 +128,9 @@ versioned!(
     entity::user::Model,
     entity::support_group::Model,
     entity::service::Model,
-    entity::service_offering::Model
+    entity::service_offering::Model,
+    entity::ci_class::Model,
+    entity::configuration_item::Model
 );
 
 type ActiveOf<M> = <<M as sea_orm::ModelTrait>::Entity as sea_orm::EntityTrait>::ActiveModel;
