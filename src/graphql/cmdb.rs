@@ -534,7 +534,7 @@ fn attribute_equals(backend: DbBackend, f: &AttributeEquals) -> AppResult<Simple
     }
     Ok(match backend {
         DbBackend::Postgres if value.is_null() => {
-            Expr::cust_with_values("NOT (attributes ? $1)", [f.name.clone()])
+            Expr::cust_with_values("(attributes -> $1) IS NULL", [f.name.clone()])
         }
         DbBackend::Postgres => Expr::cust_with_values(
             "(attributes -> $1) = CAST($2 AS jsonb)",
