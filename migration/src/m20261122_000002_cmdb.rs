@@ -128,8 +128,16 @@ impl MigrationTrait for Migration {
                     "organization_id",
                     "organizations",
                 ))
-                .foreign_key(&mut fk("ci_relationships", "source_id", "configuration_items"))
-                .foreign_key(&mut fk("ci_relationships", "target_id", "configuration_items"))
+                .foreign_key(&mut fk(
+                    "ci_relationships",
+                    "source_id",
+                    "configuration_items",
+                ))
+                .foreign_key(&mut fk(
+                    "ci_relationships",
+                    "target_id",
+                    "configuration_items",
+                ))
                 .to_owned(),
         )
         .await?;

@@ -7,10 +7,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use entity::{
-    audit_event,
-    ci_class, ci_relationship, configuration_item, organization,
+    audit_event, ci_class, ci_relationship, configuration_item,
     enums::{CiEnvironment, CiStatus, OrganizationKind, RelationshipKind},
-    service, service_configuration_item, service_subscription, support_group,
+    organization, service, service_configuration_item, service_subscription, support_group,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
@@ -118,7 +117,10 @@ pub fn check_definitions(defs: Vec<AttributeDefinition>) -> AppResult<Vec<Attrib
             (AttributeType::Enum, _) => {
                 return Err(AppError::invalid_field(
                     &format!("attributes[{i}].values"),
-                    format!("enum attribute {:?} needs a non-empty list of values", d.name),
+                    format!(
+                        "enum attribute {:?} needs a non-empty list of values",
+                        d.name
+                    ),
                 ));
             }
             (_, Some(_)) => {
@@ -287,7 +289,14 @@ fn standard_classes() -> Vec<(&'static str, &'static str, Vec<AttributeDefinitio
                 enum_def(
                     "engine",
                     true,
-                    &["postgresql", "mysql", "oracle", "sqlserver", "sqlite", "other"],
+                    &[
+                        "postgresql",
+                        "mysql",
+                        "oracle",
+                        "sqlserver",
+                        "sqlite",
+                        "other",
+                    ],
                 ),
                 def("engineVersion", String, false),
                 def("sizeGb", Decimal, false),
@@ -310,7 +319,13 @@ fn standard_classes() -> Vec<(&'static str, &'static str, Vec<AttributeDefinitio
                 enum_def(
                     "deviceType",
                     true,
-                    &["router", "switch", "firewall", "load_balancer", "access_point"],
+                    &[
+                        "router",
+                        "switch",
+                        "firewall",
+                        "load_balancer",
+                        "access_point",
+                    ],
                 ),
                 def("managementIp", String, false),
                 def("portCount", Integer, false),
@@ -432,7 +447,12 @@ pub async fn create_class(
         },
     )
     .await
-    .map_err(|e| conflict_on_unique(e, "a configuration item class with this code already exists"))?;
+    .map_err(|e| {
+        conflict_on_unique(
+            e,
+            "a configuration item class with this code already exists",
+        )
+    })?;
     txn.commit().await?;
     Ok(created)
 }
@@ -478,7 +498,10 @@ async fn class_by_code<C: ConnectionTrait>(db: &C, code: &str) -> AppResult<ci_c
         .one(db)
         .await?
         .ok_or_else(|| {
-            AppError::invalid_field("classCode", format!("unknown configuration item class {code:?}"))
+            AppError::invalid_field(
+                "classCode",
+                format!("unknown configuration item class {code:?}"),
+            )
         })
 }
 
@@ -547,7 +570,10 @@ fn clean_identity(
 
 async fn check_owner_group<C: ConnectionTrait>(db: &C, group: Option<i64>) -> AppResult<()> {
     if let Some(g) = group
-        && support_group::Entity::find_by_id(g).one(db).await?.is_none()
+        && support_group::Entity::find_by_id(g)
+            .one(db)
+            .await?
+            .is_none()
     {
         return Err(AppError::invalid_field(
             "ownerGroupId",
@@ -767,7 +793,12 @@ pub async fn update_ci(
         } else {
             ChangeKind::Updated
         };
-        publish(store, kind, &updated, audit::changed_fields(&before, &updated));
+        publish(
+            store,
+            kind,
+            &updated,
+            audit::changed_fields(&before, &updated),
+        );
     }
     Ok(updated)
 }
@@ -998,10 +1029,7 @@ pub async fn link_service_ci(
     )
     .await
     .map_err(|e| {
-        conflict_on_unique(
-            e,
-            "this configuration item is already part of this service",
-        )
+        conflict_on_unique(e, "this configuration item is already part of this service")
     })?;
     txn.commit().await?;
     Ok(created)
@@ -1351,7 +1379,10 @@ pub async fn ci_as_of<C: ConnectionTrait>(
     at: DateTime<Utc>,
 ) -> AppResult<configuration_item::Model> {
     let event = audit_event::Entity::find()
-        .filter(audit_event::Column::RecordType.eq(<configuration_item::Model as audit::Audited>::RECORD_TYPE))
+        .filter(
+            audit_event::Column::RecordType
+                .eq(<configuration_item::Model as audit::Audited>::RECORD_TYPE),
+        )
         .filter(audit_event::Column::RecordId.eq(id))
         .filter(audit_event::Column::OccurredAt.lte(at))
         .order_by_desc(audit_event::Column::Id)
@@ -1596,7 +1627,11 @@ pub async fn upsert(store: &Store, p: &Principal, batch: UpsertBatch) -> AppResu
                 (c.code.clone(), (c, defs))
             })
             .collect();
-    let groups: Vec<i64> = batch.items.iter().filter_map(|i| i.owner_group_id).collect();
+    let groups: Vec<i64> = batch
+        .items
+        .iter()
+        .filter_map(|i| i.owner_group_id)
+        .collect();
     let known_groups: HashSet<i64> = if groups.is_empty() {
         HashSet::new()
     } else {
@@ -1712,8 +1747,8 @@ pub async fn upsert(store: &Store, p: &Principal, batch: UpsertBatch) -> AppResu
                 if next == *before {
                     outcome.status = UpsertStatus::Unchanged;
                     outcome.ci = Some(next);
-                } else if let Err(e) = check_ci_transition(before.status, next.status).and_then(
-                    |_| {
+                } else if let Err(e) =
+                    check_ci_transition(before.status, next.status).and_then(|_| {
                         if before.status == CiStatus::Retired {
                             Err(AppError::invalid_field(
                                 "status",
@@ -1722,8 +1757,8 @@ pub async fn upsert(store: &Store, p: &Principal, batch: UpsertBatch) -> AppResu
                         } else {
                             Ok(())
                         }
-                    },
-                ) {
+                    })
+                {
                     outcome.error = Some(e);
                 } else {
                     let retiring = next.status == CiStatus::Retired;
@@ -1769,9 +1804,7 @@ pub async fn upsert(store: &Store, p: &Principal, batch: UpsertBatch) -> AppResu
             Some(created) => {
                 let by_key: HashMap<Identity, configuration_item::Model> = created
                     .into_iter()
-                    .filter_map(|c| {
-                        Some(((c.source.clone()?, c.external_id.clone()?), c))
-                    })
+                    .filter_map(|c| Some(((c.source.clone()?, c.external_id.clone()?), c)))
                     .collect();
                 for (i, _) in &to_create {
                     let o = &mut outcomes[*i];

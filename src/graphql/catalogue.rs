@@ -143,7 +143,10 @@ impl Service {
             .filter(|c| p.can_see(c.organization_id))
             .collect();
         out.sort_by(|a, b| a.name_key.cmp(&b.name_key).then(a.id.cmp(&b.id)));
-        Ok(out.into_iter().map(super::cmdb::ConfigurationItem).collect())
+        Ok(out
+            .into_iter()
+            .map(super::cmdb::ConfigurationItem)
+            .collect())
     }
     async fn version(&self) -> i32 {
         self.0.version

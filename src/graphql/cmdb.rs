@@ -312,14 +312,18 @@ impl CiRelationship {
         domain::relationship_names(self.0.kind).1
     }
     async fn source(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ConfigurationItem>> {
-        Ok(load(&ctx.app().loaders.configuration_item, self.0.source_id)
-            .await?
-            .map(ConfigurationItem))
+        Ok(
+            load(&ctx.app().loaders.configuration_item, self.0.source_id)
+                .await?
+                .map(ConfigurationItem),
+        )
     }
     async fn target(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ConfigurationItem>> {
-        Ok(load(&ctx.app().loaders.configuration_item, self.0.target_id)
-            .await?
-            .map(ConfigurationItem))
+        Ok(
+            load(&ctx.app().loaders.configuration_item, self.0.target_id)
+                .await?
+                .map(ConfigurationItem),
+        )
     }
     /// One of several members the dependent can use: losing it alone does not take the dependent down.
     async fn redundant(&self) -> bool {
@@ -427,9 +431,11 @@ impl ImpactedService {
     }
     /// The reached CI through which the service is impacted.
     async fn via(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ConfigurationItem>> {
-        Ok(load(&ctx.app().loaders.configuration_item, self.0.via_ci_id)
-            .await?
-            .map(ConfigurationItem))
+        Ok(
+            load(&ctx.app().loaders.configuration_item, self.0.via_ci_id)
+                .await?
+                .map(ConfigurationItem),
+        )
     }
 }
 
@@ -522,7 +528,12 @@ pub struct ConfigurationItemFilter {
 /// values; SQLite compares `json_extract`, which yields SQL values (true is 1).
 fn attribute_equals(backend: DbBackend, f: &AttributeEquals) -> AppResult<SimpleExpr> {
     let field = format!("attributes.{}", f.name);
-    if !f.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || f.name.is_empty() {
+    if !f
+        .name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || f.name.is_empty()
+    {
         return Err(AppError::invalid_field(&field, "not an attribute name"));
     }
     let value = &f.value.0;
@@ -661,11 +672,13 @@ impl CmdbQuery {
             );
         }
         if let Some(org) = &f.organization_id {
-            q = q.filter(configuration_item::Column::OrganizationId.eq(ids::reference(
-                org,
-                "Organization",
-                "organizationId",
-            )?));
+            q = q.filter(
+                configuration_item::Column::OrganizationId.eq(ids::reference(
+                    org,
+                    "Organization",
+                    "organizationId",
+                )?),
+            );
         }
         if let Some(search) = f.search.as_deref().filter(|s| !s.trim().is_empty()) {
             q = q.filter(configuration_item::Column::NameKey.like(search_pattern(search)));
@@ -1094,7 +1107,11 @@ impl CmdbMutation {
     }
 
     /// Removes a relationship; true when it existed.
-    async fn remove_ci_relationship(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+    async fn remove_ci_relationship(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<bool> {
         let p = ctx.principal()?;
         p.require_staff()?;
         let n = ids::expect(&id, "CiRelationship", "id")?;
@@ -1112,7 +1129,11 @@ impl CmdbMutation {
         let p = ctx.principal()?;
         p.require_staff()?;
         let s = ids::reference(&service_id, "Service", "serviceId")?;
-        let c = ids::reference(&configuration_item_id, "ConfigurationItem", "configurationItemId")?;
+        let c = ids::reference(
+            &configuration_item_id,
+            "ConfigurationItem",
+            "configurationItemId",
+        )?;
         let link = domain::link_service_ci(&ctx.app().store, p, s, c).await?;
         Ok(ConfigurationItem(
             domain::find_ci(&ctx.app().store.db, p, link.ci_id).await?,
@@ -1129,7 +1150,11 @@ impl CmdbMutation {
         let p = ctx.principal()?;
         p.require_staff()?;
         let s = ids::reference(&service_id, "Service", "serviceId")?;
-        let c = ids::reference(&configuration_item_id, "ConfigurationItem", "configurationItemId")?;
+        let c = ids::reference(
+            &configuration_item_id,
+            "ConfigurationItem",
+            "configurationItemId",
+        )?;
         domain::unlink_service_ci(&ctx.app().store, p, s, c).await?;
         Ok(true)
     }
@@ -1297,7 +1322,9 @@ impl CmdbSubscription {
                     if p.can_see(c.ci.organization_id)
                         && only.is_none_or(|id| id == c.ci.id)
                         && org.is_none_or(|o| o == c.ci.organization_id)
-                        && classes.as_ref().is_none_or(|cs| cs.contains(&c.ci.class_id)) =>
+                        && classes
+                            .as_ref()
+                            .is_none_or(|cs| cs.contains(&c.ci.class_id)) =>
                 {
                     Some(CiChangedEvent {
                         kind: c.kind.into(),

@@ -120,8 +120,7 @@ pub struct Loaders {
     pub relationships_by_source: DataLoader<ByColumn<entity::ci_relationship::Entity>>,
     pub relationships_by_target: DataLoader<ByColumn<entity::ci_relationship::Entity>>,
     pub service_links_by_ci: DataLoader<ByColumn<entity::service_configuration_item::Entity>>,
-    pub service_links_by_service:
-        DataLoader<ByColumn<entity::service_configuration_item::Entity>>,
+    pub service_links_by_service: DataLoader<ByColumn<entity::service_configuration_item::Entity>>,
 }
 
 impl Loaders {
