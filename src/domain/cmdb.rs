@@ -1104,9 +1104,9 @@ pub struct Impact {
 
 #[derive(Debug, FromQueryResult)]
 struct ImpactRow {
-    /// 0: a reached CI (a = ci, b = min depth, c = a parent one level up, d = tenant);
-    /// 1: a service link (a = service, b = ci); 2: an edge into a reached CI
-    /// (a = dependency, b = dependent, c = 1 when redundant, tag = kind).
+    /// 0: a reached CI (a = ci, b = min depth, d = tenant); 1: a service link
+    /// (a = service, b = ci); 2: an edge into a reached CI, in walking direction
+    /// (a = from, b = to, c = 1 when redundant, tag = kind).
     row_kind: i32,
     a: i64,
     b: i64,
@@ -1118,55 +1118,48 @@ struct ImpactRow {
 /// The one statement of impact analysis. The recursive CTE walks the
 /// relationship index from the root; it terminates on cycles because `UNION`
 /// keeps a `(ci, depth)` pair once and the depth is bounded, so each CI is
-/// expanded at most once per depth (no path enumeration, which explodes on
-/// dense graphs). Minimum depths and one parent per CI come from the same
-/// statement, and so do the service links of the reached CIs, and, when
-/// redundancy is considered, the edges into them.
+/// expanded at most once per depth: no path strings, whose number explodes on
+/// dense graphs. The same statement answers the service links of the reached
+/// CIs and, when paths or redundancy are wanted, the edges into them, from
+/// which the paths (one shortest per CI) are rebuilt without another round trip.
 fn impact_sql(backend: DbBackend, direction: ImpactDirection, with_edges: bool) -> String {
     let (from, to) = match direction {
         ImpactDirection::Downstream => ("dependency_id", "dependent_id"),
         ImpactDirection::Upstream => ("dependent_id", "dependency_id"),
     };
-    let (root, max) = match backend {
-        DbBackend::Postgres => ("$1", "$2"),
-        _ => ("?1", "?2"),
+    let (root, max, org) = match backend {
+        DbBackend::Postgres => ("$1", "$2", "$3"),
+        _ => ("?1", "?2", "?3"),
     };
     let mut sql = format!(
-        "WITH RECURSIVE walk(ci_id, depth) AS ( \
-           SELECT CAST({root} AS BIGINT), 0 \
+        "WITH RECURSIVE walk(ci_id, depth, org) AS ( \
+           SELECT CAST({root} AS BIGINT), 0, CAST({org} AS BIGINT) \
            UNION \
-           SELECT r.{to}, w.depth + 1 FROM walk w \
+           SELECT r.{to}, w.depth + 1, r.organization_id FROM walk w \
            JOIN ci_relationships r ON r.{from} = w.ci_id \
            WHERE w.depth < {max} \
          ), \
-         reached AS (SELECT ci_id, MIN(depth) AS depth FROM walk GROUP BY ci_id), \
-         parents AS ( \
-           SELECT c.ci_id, MIN(p.ci_id) AS parent_id FROM reached c \
-           JOIN ci_relationships r ON r.{to} = c.ci_id \
-           JOIN reached p ON p.ci_id = r.{from} AND p.depth = c.depth - 1 \
-           WHERE c.depth > 0 GROUP BY c.ci_id \
-         ) \
-         SELECT 0 AS row_kind, c.ci_id AS a, CAST(c.depth AS BIGINT) AS b, p.parent_id AS c, \
-                ci.organization_id AS d, CAST(NULL AS VARCHAR(16)) AS tag \
-         FROM reached c JOIN configuration_items ci ON ci.id = c.ci_id \
-         LEFT JOIN parents p ON p.ci_id = c.ci_id \
+         reached AS (SELECT ci_id, MIN(depth) AS depth, MIN(org) AS org FROM walk GROUP BY ci_id) \
+         SELECT 0 AS row_kind, ci_id AS a, CAST(depth AS BIGINT) AS b, CAST(NULL AS BIGINT) AS c, \
+                org AS d, CAST(NULL AS VARCHAR(16)) AS tag FROM reached \
          UNION ALL \
          SELECT 1, s.service_id, s.ci_id, NULL, NULL, NULL \
          FROM service_configuration_items s JOIN reached c ON c.ci_id = s.ci_id"
     );
     if with_edges {
-        sql.push_str(
+        sql.push_str(&format!(
             " UNION ALL \
-             SELECT 2, r.dependency_id, r.dependent_id, \
+             SELECT 2, r.{from}, r.{to}, \
                     CAST(CASE WHEN r.redundant THEN 1 ELSE 0 END AS BIGINT), NULL, r.kind \
-             FROM ci_relationships r JOIN reached c ON c.ci_id = r.dependent_id",
-        );
+             FROM reached c JOIN ci_relationships r ON r.{to} = c.ci_id"
+        ));
     }
     sql
 }
 
 /// Impact analysis from a CI, in the database. Only CIs, services and customers
-/// the caller may see are answered.
+/// the caller may see are answered. `with_paths` asks for one shortest path per
+/// CI (it costs the edges into the reached CIs).
 ///
 /// With `consider_redundancy` (downstream only), a CI reached only through
 /// redundant edges stays up while any other member of its redundancy group
@@ -1180,6 +1173,7 @@ pub async fn impact(
     direction: ImpactDirection,
     max_depth: Option<i32>,
     consider_redundancy: bool,
+    with_paths: bool,
 ) -> AppResult<Impact> {
     let max_depth = max_depth.unwrap_or(DEFAULT_IMPACT_DEPTH);
     if !(1..=MAX_IMPACT_DEPTH).contains(&max_depth) {
@@ -1190,11 +1184,16 @@ pub async fn impact(
     }
     let root = find_ci(db, p, root_id).await?;
     let redundancy = consider_redundancy && direction == ImpactDirection::Downstream;
+    let with_edges = redundancy || with_paths;
     let backend = db.get_database_backend();
     let stmt = Statement::from_sql_and_values(
         backend,
-        impact_sql(backend, direction, redundancy),
-        [root.id.into(), max_depth.into()],
+        impact_sql(backend, direction, with_edges),
+        [
+            root.id.into(),
+            max_depth.into(),
+            root.organization_id.into(),
+        ],
     );
     let rows = ImpactRow::find_by_statement(stmt).all(db).await?;
 
@@ -1204,15 +1203,15 @@ pub async fn impact(
     for r in rows {
         match r.row_kind {
             0 => {
-                reached.insert(r.a, (r.b as i32, r.c, r.d.unwrap_or_default()));
+                reached.insert(r.a, (r.b as i32, None, r.d.unwrap_or_default()));
             }
             1 => links.push((r.a, r.b)),
             _ => edges.push((r.a, r.b, r.c == Some(1), r.tag.unwrap_or_default())),
         }
     }
     // depth and parent of every CI that goes down.
-    let down: HashMap<i64, (i32, Option<i64>)> = if redundancy {
-        with_redundancy(root.id, max_depth, &reached, &edges)
+    let down: HashMap<i64, (i32, Option<i64>)> = if with_edges {
+        walk_edges(root.id, max_depth, &reached, &edges, redundancy)
     } else {
         reached
             .iter()
@@ -1226,7 +1225,7 @@ pub async fn impact(
         .map(|(id, (depth, _))| {
             let mut path = vec![*id];
             let mut at = *id;
-            while let Some((_, Some(parent))) = down.get(&at) {
+            while let Some((_, Some(parent))) = down.get(&at).filter(|_| with_paths) {
                 if path.len() > MAX_IMPACT_DEPTH as usize + 1 {
                     break;
                 }
@@ -1234,6 +1233,9 @@ pub async fn impact(
                 at = *parent;
             }
             path.reverse();
+            if !with_paths {
+                path.clear();
+            }
             ImpactedCi {
                 ci_id: *id,
                 depth: *depth,
@@ -1317,26 +1319,33 @@ pub async fn impact(
     })
 }
 
-/// The downstream walk again, over the edges the statement returned, with
-/// redundancy groups: breadth first, so depths are the levels at which CIs go down.
-fn with_redundancy(
+/// The walk again, breadth first over the edges the statement returned (in
+/// walking direction), for one shortest path per CI and, downstream, for
+/// redundancy groups: depths are the levels at which CIs go down.
+fn walk_edges(
     root: i64,
     max_depth: i32,
     reached: &HashMap<i64, (i32, Option<i64>, i64)>,
     edges: &[(i64, i64, bool, String)],
+    redundancy: bool,
 ) -> HashMap<i64, (i32, Option<i64>)> {
     let mut remaining: HashMap<(i64, &str), usize> = HashMap::new();
     let mut out_edges: HashMap<i64, Vec<(i64, bool, &str)>> = HashMap::new();
-    for (dependency, dependent, redundant, kind) in edges {
-        if *redundant {
-            *remaining.entry((*dependent, kind.as_str())).or_default() += 1;
+    for (from, to, redundant, kind) in edges {
+        let redundant = *redundant && redundancy;
+        if redundant {
+            *remaining.entry((*to, kind.as_str())).or_default() += 1;
         }
-        if reached.contains_key(dependency) {
+        if reached.contains_key(from) {
             out_edges
-                .entry(*dependency)
+                .entry(*from)
                 .or_default()
-                .push((*dependent, *redundant, kind.as_str()));
+                .push((*to, redundant, kind.as_str()));
         }
+    }
+    for list in out_edges.values_mut() {
+        // Deterministic parents: the lowest id first.
+        list.sort_unstable_by_key(|(to, ..)| *to);
     }
     let mut down: HashMap<i64, (i32, Option<i64>)> = HashMap::new();
     down.insert(root, (0, None));

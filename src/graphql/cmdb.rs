@@ -397,7 +397,8 @@ impl ImpactedConfigurationItem {
     async fn depth(&self) -> i32 {
         self.0.depth
     }
-    /// The IDs of the CIs from the root to this one, both included: one shortest path.
+    /// The IDs of the CIs from the root to this one, both included: one shortest
+    /// path.
     async fn path(&self) -> Vec<ID> {
         self.0
             .path
@@ -749,6 +750,12 @@ impl CmdbQuery {
             ImpactDirection::Downstream => domain::ImpactDirection::Downstream,
             ImpactDirection::Upstream => domain::ImpactDirection::Upstream,
         };
+        // Paths cost the edges into the reached CIs: fetched only when selected.
+        let with_paths = ctx
+            .look_ahead()
+            .field("configurationItems")
+            .field("path")
+            .exists();
         Ok(ImpactAnalysis(
             domain::impact(
                 &ctx.app().store.db,
@@ -757,6 +764,7 @@ impl CmdbQuery {
                 direction,
                 max_depth,
                 consider_redundancy,
+                with_paths,
             )
             .await?,
         ))
