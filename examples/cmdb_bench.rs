@@ -15,20 +15,23 @@
 //! edge to a second parent, so 10,000 CIs are reached downstream in 4 hops.
 //! Every one of them also runs on one of the other 90,000 CIs, which are joined
 //! by random `depends_on` edges (a fixed seed) up to the relationship count.
-//! Generated rows bypass the audit trail, as a restore would.
+//! Twenty live services consist of one second-level CI each, all subscribed by
+//! one customer. Generated rows bypass the audit trail, as a restore would.
 
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use entity::{
     ci_class, ci_relationship, configuration_item,
-    enums::{CiEnvironment, CiStatus, RelationshipKind},
-    organization,
+    enums::{
+        CiEnvironment, CiStatus, Criticality, LifecycleStatus, OrganizationKind, RelationshipKind,
+    },
+    organization, service, service_configuration_item, service_subscription,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde_json::{Value, json};
 use servicegraph::{
@@ -54,7 +57,7 @@ struct Args {
     /// Timed `ciImpact` calls (after 3 warm-up calls).
     #[arg(long, default_value_t = 20)]
     runs: usize,
-    /// Keep the PostgreSQL database after the run.
+    /// Keep the PostgreSQL database (or the SQLite data directory) after the run.
     #[arg(long)]
     keep: bool,
 }
@@ -147,13 +150,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let core_id = servicegraph::graphql::ids::encode("ConfigurationItem", core);
-    const IMPACT: &str = "query($id: ID!) { ciImpact(id: $id) { reachedCount configurationItems { depth path } services { depth service { name } } customers { code } } }";
+    const IMPACT: &str = "query($id: ID!) { ciImpact(id: $id) { reachedCount configurationItems { depth configurationItemId } services { depth service { name } } customers { code } } }";
+    const IMPACT_PATHS: &str = "query($id: ID!) { ciImpact(id: $id) { reachedCount configurationItems { depth configurationItemId path } services { depth service { name } } customers { code } } }";
     const IMPACT_FULL: &str = "query($id: ID!) { ciImpact(id: $id) { reachedCount configurationItems { depth path configurationItem { id name status } } services { depth service { name } } customers { code } } }";
     let mut results = Vec::new();
-    for (label, query) in [("ids, depths and paths", IMPACT), ("with each CI's name and status", IMPACT_FULL)] {
+    for (label, query) in [
+        ("ids and depths", IMPACT),
+        ("ids, depths and paths", IMPACT_PATHS),
+        ("paths and each CI's name and status", IMPACT_FULL),
+    ] {
         for _ in 0..3 {
             let (_, body) = post(query, json!({ "id": core_id })).await?;
-            let reached = body["data"]["ciImpact"]["reachedCount"].as_u64().unwrap_or(0);
+            let reached = body["data"]["ciImpact"]["reachedCount"]
+                .as_u64()
+                .unwrap_or(0);
             if reached as usize != cluster {
                 return Err(format!("expected {cluster} reached CIs, got {reached}").into());
             }
@@ -182,7 +192,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let r = |a: usize, b: usize, kind: &str| json!({ "source": { "source": "bench-upsert", "externalId": format!("vm-{a}") }, "target": { "source": "bench-upsert", "externalId": format!("vm-{b}") }, "kind": kind });
     let rels: Vec<Value> = (0..1000)
-        .flat_map(|i| [r(i, (i + 1) % 1000, "DEPENDS_ON"), r(i, (i + 7) % 1000, "CONNECTS_TO")])
+        .flat_map(|i| {
+            [
+                r(i, (i + 1) % 1000, "DEPENDS_ON"),
+                r(i, (i + 7) % 1000, "CONNECTS_TO"),
+            ]
+        })
         .collect();
     let input = json!({ "i": { "items": items, "relationships": rels } });
     let (first, body) = post(UPSERT, input.clone()).await?;
@@ -217,6 +232,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms(second)
     );
 
+    if args.keep && args.postgres.is_none() {
+        println!("kept SQLite data in {}", dir.keep().display());
+    }
     let _ = stop.send(());
     let _ = server.await;
     drop(db);
@@ -313,7 +331,11 @@ async fn generate(
                 edges.insert((i, second, RelationshipKind::ConnectsTo));
             }
             // Upstream only: cluster CIs run on servers outside the cluster.
-            edges.insert((i, cluster + (i * 13) % (args.cis - cluster), RelationshipKind::RunsOn));
+            edges.insert((
+                i,
+                cluster + (i * 13) % (args.cis - cluster),
+                RelationshipKind::RunsOn,
+            ));
         }
     }
     let mut rng = StdRng::seed_from_u64(20261122);
@@ -348,6 +370,56 @@ async fn generate(
         ci_relationship::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(db)
             .await?;
+    }
+    // 20 live services, each made of one second-level CI, all subscribed by one customer.
+    let customer = organization::ActiveModel {
+        code: Set("bench-customer".into()),
+        name: Set("Bench customer".into()),
+        name_key: Set("bench customer".into()),
+        kind: Set(OrganizationKind::Customer),
+        description: Set(None),
+        active: Set(true),
+        version: Set(1),
+        created_at: Set(at),
+        updated_at: Set(at),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    for i in 0..20 {
+        let svc = service::ActiveModel {
+            organization_id: Set(org),
+            name: Set(format!("Bench service {i}")),
+            name_key: Set(format!("bench service {i}")),
+            description: Set(None),
+            status: Set(LifecycleStatus::Live),
+            criticality: Set(Criticality::High),
+            owner_group_id: Set(None),
+            owner_user_id: Set(None),
+            version: Set(1),
+            created_at: Set(at),
+            updated_at: Set(at),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+        service_subscription::ActiveModel {
+            service_id: Set(svc.id),
+            customer_id: Set(customer.id),
+            created_at: Set(at),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+        service_configuration_item::ActiveModel {
+            service_id: Set(svc.id),
+            ci_id: Set(ids[starts[2] + i * 5]),
+            organization_id: Set(org),
+            created_at: Set(at),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
     }
     db.execute_unprepared("ANALYZE").await?;
     Ok(ids[0])

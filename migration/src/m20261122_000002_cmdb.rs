@@ -157,18 +157,18 @@ impl MigrationTrait for Migration {
             &["target_id"],
         ))
         .await?;
-        // Impact analysis walks these two, one per direction; the covering column
-        // lets the recursive step read the index only.
+        // Impact analysis walks these two, one per direction; covering indexes let
+        // the recursive step read the index only.
         m.create_index(index(
             "ix_ci_relationships_dependency",
             "ci_relationships",
-            &["dependency_id", "dependent_id"],
+            &["dependency_id", "dependent_id", "organization_id"],
         ))
         .await?;
         m.create_index(index(
             "ix_ci_relationships_dependent",
             "ci_relationships",
-            &["dependent_id", "dependency_id"],
+            &["dependent_id", "dependency_id", "organization_id"],
         ))
         .await?;
 

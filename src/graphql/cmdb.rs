@@ -397,6 +397,10 @@ impl ImpactedConfigurationItem {
     async fn depth(&self) -> i32 {
         self.0.depth
     }
+    /// The reached CI's ID (without loading it).
+    async fn configuration_item_id(&self) -> ID {
+        ids::encode("ConfigurationItem", self.0.ci_id)
+    }
     /// The IDs of the CIs from the root to this one, both included: one shortest
     /// path.
     async fn path(&self) -> Vec<ID> {
