@@ -173,7 +173,11 @@ pub async fn record_many<C: ConnectionTrait, M: Audited>(
             ..Default::default()
         });
     }
-    // 11 columns a row: 400 rows stay far below both backends' bind limits.
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        super::insert_many_json(db, &rows, false).await?;
+        return Ok(());
+    }
+    // 11 columns a row: 400 rows stay far below SQLite's bind limit.
     for chunk in rows.chunks(400) {
         audit_event::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(db)

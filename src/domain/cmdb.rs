@@ -1543,11 +1543,16 @@ where
     let sp = txn.begin().await?;
     let mut created = Vec::with_capacity(rows.len());
     let mut failed = false;
-    for chunk in rows.chunks(CHUNK) {
-        match <A::Entity as EntityTrait>::insert_many(chunk.to_vec())
-            .exec_with_returning(&sp)
-            .await
-        {
+    let postgres = sp.get_database_backend() == DbBackend::Postgres;
+    for chunk in rows.chunks(if postgres { rows.len().max(1) } else { CHUNK }) {
+        let inserted = if postgres {
+            super::insert_many_json(&sp, chunk, true).await
+        } else {
+            <A::Entity as EntityTrait>::insert_many(chunk.to_vec())
+                .exec_with_returning(&sp)
+                .await
+        };
+        match inserted {
             Ok(models) => created.extend(models),
             Err(e) => {
                 tracing::debug!(error = %e, "batch insert failed; going row by row");
