@@ -79,9 +79,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("--cis must be at least 20000 and --relationships at least --cis".into());
     }
     let dir = tempfile::tempdir()?;
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse()?;
-    config.data_dir = dir.path().to_path_buf();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
     config.auth.hs256_secret = Some(SECRET.into());
     config.dev.seed_demo = false;
     config.database.max_connections = 8;

@@ -206,8 +206,8 @@ where
     let to_json = |v: V| -> J {
         match v {
             V::Bool(b) => b.map_or(J::Null, J::Bool),
-            V::Int(i) => i.map_or(J::Null, |i| J::from(i)),
-            V::BigInt(i) => i.map_or(J::Null, |i| J::from(i)),
+            V::Int(i) => i.map_or(J::Null, J::from),
+            V::BigInt(i) => i.map_or(J::Null, J::from),
             V::String(s) => s.map_or(J::Null, J::String),
             V::Json(j) => j.map_or(J::Null, |j| *j),
             V::ChronoDateTimeUtc(t) => t.map_or(J::Null, |t| J::String(t.to_rfc3339())),
