@@ -178,6 +178,9 @@ impl Application {
             directory::ensure_provider(&database, &config.provider.code, &config.provider.name)
                 .await
                 .map_err(|e| format!("cannot create the provider organization: {}", e.message()))?;
+        crate::domain::cmdb::ensure_standard_classes(&database, provider_id)
+            .await
+            .map_err(|e| format!("cannot create the standard CI classes: {}", e.message()))?;
         let events = EventBus::default();
         let store = Store {
             db: database.clone(),

@@ -24,12 +24,21 @@ pub struct ServiceChanged {
     pub changed_fields: Vec<String>,
 }
 
+/// A committed change to a configuration item; visible to its tenant's principals.
+#[derive(Debug, Clone)]
+pub struct CiChanged {
+    pub kind: ChangeKind,
+    pub ci: entity::configuration_item::Model,
+    pub changed_fields: Vec<String>,
+}
+
 /// Every event the bus carries. Each process adds its variants here.
 #[derive(Debug, Clone)]
 pub enum DomainEvent {
     ServiceChanged(ServiceChanged),
     /// An organization was changed (its code, name or active flag); caches drop it.
     OrganizationChanged(entity::organization::Model),
+    ConfigurationItemChanged(CiChanged),
 }
 
 #[derive(Clone)]

@@ -192,6 +192,137 @@ pub async fn seed_demo_if_empty(store: &Store, provider_id: i64) -> AppResult<bo
     ] {
         catalogue::subscribe(store, &p, service_ids[service_index], customer).await?;
     }
-    tracing::info!("loaded the demo data: 3 customers, 4 support groups, 5 users, 5 services");
+    seed_cmdb(store, &p, &service_ids).await?;
+    tracing::info!(
+        "loaded the demo data: 3 customers, 4 support groups, 5 users, 5 services, 10 configuration items"
+    );
     Ok(true)
+}
+
+/// A small CMDB behind the live services, loaded the way discovery tools load it.
+async fn seed_cmdb(
+    store: &Store,
+    p: &crate::auth::Principal,
+    service_ids: &[i64],
+) -> AppResult<()> {
+    use crate::domain::cmdb::{self, UpsertBatch, UpsertItem, UpsertRelationship};
+    use entity::enums::RelationshipKind::*;
+    use serde_json::json;
+    let items = [
+        (
+            "mail-app",
+            "application",
+            "Mail server",
+            json!({ "vendor": "Open-Xchange" }),
+        ),
+        (
+            "mail-db",
+            "database",
+            "Mail database",
+            json!({ "engine": "postgresql", "engineVersion": "16" }),
+        ),
+        (
+            "vm-mail-01",
+            "virtual_machine",
+            "vm-mail-01",
+            json!({ "hostname": "vm-mail-01", "cpuCount": 8, "memoryGb": 32 }),
+        ),
+        (
+            "esx-01",
+            "server",
+            "esx-01",
+            json!({ "hostname": "esx-01", "cpuCount": 64, "os": "other" }),
+        ),
+        (
+            "esx-02",
+            "server",
+            "esx-02",
+            json!({ "hostname": "esx-02", "cpuCount": 64, "os": "other" }),
+        ),
+        (
+            "core-sw-01",
+            "network_device",
+            "Core switch 1",
+            json!({ "deviceType": "switch", "portCount": 48 }),
+        ),
+        (
+            "vpn-gw-01",
+            "network_device",
+            "VPN gateway",
+            json!({ "deviceType": "firewall" }),
+        ),
+        (
+            "erp-app",
+            "application",
+            "ERP application",
+            json!({ "vendor": "SAP" }),
+        ),
+        (
+            "erp-db-a",
+            "database",
+            "ERP database A",
+            json!({ "engine": "oracle", "replicated": true }),
+        ),
+        (
+            "erp-db-b",
+            "database",
+            "ERP database B",
+            json!({ "engine": "oracle", "replicated": true }),
+        ),
+    ];
+    let id = |e: &str| ("demo-discovery".to_owned(), e.to_owned());
+    let rel = |s: &str, kind, t: &str, redundant| UpsertRelationship {
+        source: id(s),
+        target: id(t),
+        kind,
+        redundant,
+    };
+    let result = cmdb::upsert(
+        store,
+        p,
+        UpsertBatch {
+            organization_id: Some(p.organization_id),
+            items: items
+                .into_iter()
+                .map(|(external_id, class, name, attributes)| UpsertItem {
+                    source: "demo-discovery".into(),
+                    external_id: external_id.into(),
+                    class_code: class.into(),
+                    name: name.into(),
+                    status: None,
+                    environment: None,
+                    owner_group_id: None,
+                    attributes: Some(attributes),
+                })
+                .collect(),
+            relationships: vec![
+                rel("mail-app", DependsOn, "mail-db", false),
+                rel("mail-app", RunsOn, "vm-mail-01", false),
+                rel("mail-db", RunsOn, "vm-mail-01", false),
+                rel("vm-mail-01", HostedOn, "esx-01", false),
+                rel("esx-01", ConnectsTo, "core-sw-01", false),
+                rel("esx-02", ConnectsTo, "core-sw-01", false),
+                rel("vpn-gw-01", ConnectsTo, "core-sw-01", false),
+                rel("erp-app", DependsOn, "erp-db-a", true),
+                rel("erp-app", DependsOn, "erp-db-b", true),
+                rel("erp-db-a", HostedOn, "esx-01", false),
+                rel("erp-db-b", HostedOn, "esx-02", false),
+            ],
+        },
+    )
+    .await?;
+    let ci = |external_id: &str| {
+        result
+            .items
+            .iter()
+            .find(|o| o.external_id == external_id)
+            .and_then(|o| o.ci.as_ref())
+            .map(|c| c.id)
+    };
+    for (service_index, external_id) in [(0, "mail-app"), (1, "vpn-gw-01"), (2, "erp-app")] {
+        if let Some(ci_id) = ci(external_id) {
+            cmdb::link_service_ci(store, p, service_ids[service_index], ci_id).await?;
+        }
+    }
+    Ok(())
 }

@@ -47,3 +47,65 @@ pub enum OrganizationKind {
     #[sea_orm(string_value = "customer")]
     Customer,
 }
+
+/// Lifecycle of a configuration item. Retired is final.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum CiStatus {
+    #[sea_orm(string_value = "planned")]
+    Planned,
+    #[sea_orm(string_value = "ordered")]
+    Ordered,
+    #[sea_orm(string_value = "in_production")]
+    InProduction,
+    #[sea_orm(string_value = "maintenance")]
+    Maintenance,
+    #[sea_orm(string_value = "retired")]
+    Retired,
+}
+
+/// The environment a configuration item serves.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum CiEnvironment {
+    #[sea_orm(string_value = "production")]
+    Production,
+    #[sea_orm(string_value = "staging")]
+    Staging,
+    #[sea_orm(string_value = "test")]
+    Test,
+    #[sea_orm(string_value = "development")]
+    Development,
+    #[sea_orm(string_value = "dr")]
+    DisasterRecovery,
+}
+
+/// The type of a CI relationship, in its canonical direction (source -> target).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum RelationshipKind {
+    /// source depends on target / target is used by source.
+    #[sea_orm(string_value = "depends_on")]
+    DependsOn,
+    /// source runs on target / target runs source.
+    #[sea_orm(string_value = "runs_on")]
+    RunsOn,
+    /// source is hosted on target / target hosts source.
+    #[sea_orm(string_value = "hosted_on")]
+    HostedOn,
+    /// source connects to target / target is connected from source.
+    #[sea_orm(string_value = "connects_to")]
+    ConnectsTo,
+    /// source contains target / target is contained in source.
+    #[sea_orm(string_value = "contains")]
+    Contains,
+}

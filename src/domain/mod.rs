@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod catalogue;
+pub mod cmdb;
 pub mod directory;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -127,7 +128,9 @@ versioned!(
     entity::user::Model,
     entity::support_group::Model,
     entity::service::Model,
-    entity::service_offering::Model
+    entity::service_offering::Model,
+    entity::ci_class::Model,
+    entity::configuration_item::Model
 );
 
 type ActiveOf<M> = <<M as sea_orm::ModelTrait>::Entity as sea_orm::EntityTrait>::ActiveModel;
@@ -162,4 +165,92 @@ where
         active.reset(column);
     }
     audit::update(db, actor, "update", before, active).await
+}
+
+/// PostgreSQL bulk insert: every row in one `jsonb` parameter unpacked by
+/// `jsonb_to_recordset`, instead of one bind parameter per value. Thousands of
+/// parameters cost PostgreSQL more to parse and plan than the insert itself.
+/// Columns are those set on the first row; all rows must set the same ones.
+pub async fn insert_many_json<C, A>(
+    db: &C,
+    rows: &[A],
+    returning: bool,
+) -> Result<Vec<<A::Entity as sea_orm::EntityTrait>::Model>, DbErr>
+where
+    C: sea_orm::ConnectionTrait,
+    A: sea_orm::ActiveModelTrait,
+{
+    use sea_orm::{EntityName, EntityTrait, IdenStatic, Iterable, Statement, Value as V};
+    use serde_json::Value as J;
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let columns: Vec<(
+        <A::Entity as EntityTrait>::Column,
+        &'static str,
+        &'static str,
+    )> = <<A::Entity as EntityTrait>::Column as Iterable>::iter()
+        .filter_map(|c| {
+            let ty = match first.get(c).into_value()? {
+                V::Bool(_) => "boolean",
+                V::Int(_) => "integer",
+                V::BigInt(_) => "bigint",
+                V::String(_) => "text",
+                V::Json(_) => "jsonb",
+                V::ChronoDateTimeUtc(_) => "timestamptz",
+                _ => return None,
+            };
+            Some((c, c.as_str(), ty))
+        })
+        .collect();
+    let to_json = |v: V| -> J {
+        match v {
+            V::Bool(b) => b.map_or(J::Null, J::Bool),
+            V::Int(i) => i.map_or(J::Null, J::from),
+            V::BigInt(i) => i.map_or(J::Null, J::from),
+            V::String(s) => s.map_or(J::Null, J::String),
+            V::Json(j) => j.map_or(J::Null, |j| *j),
+            V::ChronoDateTimeUtc(t) => t.map_or(J::Null, |t| J::String(t.to_rfc3339())),
+            _ => J::Null,
+        }
+    };
+    let data: Vec<J> = rows
+        .iter()
+        .map(|row| {
+            J::Object(
+                columns
+                    .iter()
+                    .map(|(c, name, _)| {
+                        let v = row.get(*c).into_value().map_or(J::Null, to_json);
+                        ((*name).to_owned(), v)
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let names: Vec<String> = columns.iter().map(|(_, n, _)| format!("\"{n}\"")).collect();
+    let typed: Vec<String> = columns
+        .iter()
+        .map(|(_, n, t)| format!("\"{n}\" {t}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO \"{table}\" ({cols}) SELECT {cols} FROM jsonb_to_recordset($1) AS x({typed}){returning}",
+        table = A::Entity::default().table_name(),
+        cols = names.join(", "),
+        typed = typed.join(", "),
+        returning = if returning { " RETURNING *" } else { "" },
+    );
+    let stmt = Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        sql,
+        [V::Json(Some(Box::new(J::Array(data))))],
+    );
+    if !returning {
+        db.execute_raw(stmt).await?;
+        return Ok(Vec::new());
+    }
+    <A::Entity as EntityTrait>::find()
+        .from_raw_sql(stmt)
+        .all(db)
+        .await
 }

@@ -123,6 +123,31 @@ impl Service {
         out.sort_by(|a, b| a.name_key.cmp(&b.name_key));
         Ok(out.into_iter().map(Organization).collect())
     }
+    /// The configuration items the service consists of (those the caller may see).
+    async fn configuration_items(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<super::cmdb::ConfigurationItem>> {
+        let p = ctx.principal()?;
+        let loaders = &ctx.app().loaders;
+        let links = load(&loaders.service_links_by_service, self.0.id)
+            .await?
+            .unwrap_or_default();
+        let cis = loaders
+            .configuration_item
+            .load_many(links.iter().map(|l| l.ci_id))
+            .await
+            .map_err(AppError::internal)?;
+        let mut out: Vec<_> = cis
+            .into_values()
+            .filter(|c| p.can_see(c.organization_id))
+            .collect();
+        out.sort_by(|a, b| a.name_key.cmp(&b.name_key).then(a.id.cmp(&b.id)));
+        Ok(out
+            .into_iter()
+            .map(super::cmdb::ConfigurationItem)
+            .collect())
+    }
     async fn version(&self) -> i32 {
         self.0.version
     }

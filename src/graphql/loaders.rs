@@ -115,6 +115,12 @@ pub struct Loaders {
     pub offerings_by_service: DataLoader<ByColumn<entity::service_offering::Entity>>,
     pub subscriptions_by_service: DataLoader<ByColumn<entity::service_subscription::Entity>>,
     pub memberships_by_group: DataLoader<ByColumn<entity::group_membership::Entity>>,
+    pub ci_class: DataLoader<ById<entity::ci_class::Entity>>,
+    pub configuration_item: DataLoader<ById<entity::configuration_item::Entity>>,
+    pub relationships_by_source: DataLoader<ByColumn<entity::ci_relationship::Entity>>,
+    pub relationships_by_target: DataLoader<ByColumn<entity::ci_relationship::Entity>>,
+    pub service_links_by_ci: DataLoader<ByColumn<entity::service_configuration_item::Entity>>,
+    pub service_links_by_service: DataLoader<ByColumn<entity::service_configuration_item::Entity>>,
 }
 
 impl Loaders {
@@ -130,6 +136,24 @@ impl Loaders {
                 entity::service_subscription::Column::ServiceId,
             ),
             memberships_by_group: ByColumn::loader(db, entity::group_membership::Column::GroupId),
+            ci_class: ById::loader(db),
+            configuration_item: ById::loader(db),
+            relationships_by_source: ByColumn::loader(
+                db,
+                entity::ci_relationship::Column::SourceId,
+            ),
+            relationships_by_target: ByColumn::loader(
+                db,
+                entity::ci_relationship::Column::TargetId,
+            ),
+            service_links_by_ci: ByColumn::loader(
+                db,
+                entity::service_configuration_item::Column::CiId,
+            ),
+            service_links_by_service: ByColumn::loader(
+                db,
+                entity::service_configuration_item::Column::ServiceId,
+            ),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod catalogue;
+pub mod cmdb;
 pub mod context;
 pub mod directory;
 pub mod ids;
@@ -21,14 +22,19 @@ pub struct Query(
     node::NodeQuery,
     directory::DirectoryQuery,
     catalogue::CatalogueQuery,
+    cmdb::CmdbQuery,
     audit::AuditQuery,
 );
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(directory::DirectoryMutation, catalogue::CatalogueMutation);
+pub struct Mutation(
+    directory::DirectoryMutation,
+    catalogue::CatalogueMutation,
+    cmdb::CmdbMutation,
+);
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(catalogue::CatalogueSubscription);
+pub struct Subscription(catalogue::CatalogueSubscription, cmdb::CmdbSubscription);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 

@@ -6,12 +6,13 @@ use async_graphql::{Context, ID, Interface, Object};
 use super::{
     audit::AuditEvent,
     catalogue::{Service, ServiceOffering},
+    cmdb::{CiRelationship, ConfigurationItem, ConfigurationItemClass},
     context::ContextExt,
     directory::{Organization, SupportGroup, User},
     ids,
 };
 use crate::{
-    domain::{catalogue, directory},
+    domain::{catalogue, cmdb, directory},
     error::{AppError, AppResult},
 };
 
@@ -24,6 +25,9 @@ pub enum Node {
     Service(Service),
     ServiceOffering(ServiceOffering),
     AuditEvent(AuditEvent),
+    ConfigurationItemClass(ConfigurationItemClass),
+    ConfigurationItem(ConfigurationItem),
+    CiRelationship(CiRelationship),
 }
 
 /// Any record by global ID, or `NOT_FOUND` when it is missing or not visible to the caller.
@@ -43,6 +47,15 @@ pub async fn resolve(ctx: &Context<'_>, id: &ID) -> AppResult<Node> {
         "Service" => Node::Service(Service(catalogue::find_service(db, p, n).await?)),
         "ServiceOffering" => {
             Node::ServiceOffering(ServiceOffering(catalogue::find_offering(db, p, n).await?))
+        }
+        "ConfigurationItemClass" => {
+            Node::ConfigurationItemClass(ConfigurationItemClass(cmdb::find_class(db, n).await?))
+        }
+        "ConfigurationItem" => {
+            Node::ConfigurationItem(ConfigurationItem(cmdb::find_ci(db, p, n).await?))
+        }
+        "CiRelationship" => {
+            Node::CiRelationship(CiRelationship(cmdb::find_relationship(db, p, n).await?))
         }
         "AuditEvent" => Node::AuditEvent(AuditEvent(super::audit::find_event(ctx, n).await?)),
         _ => return Err(AppError::not_found("record")),

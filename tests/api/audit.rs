@@ -214,11 +214,18 @@ async fn audit_events_are_for_admins_and_filter_by_record_type_and_actor() {
         json!([{ "actor": "admin@provider", "action": "create", "recordType": "Organization" }]),
         "acme, not the provider the server created itself"
     );
-    assert_eq!(
-        event_count(&app).await,
-        4,
-        "two organizations and two services"
-    );
+    let mut per_type = 0;
+    for record_type in ["Organization", "Service"] {
+        let data = app
+            .ok(
+                &app.admin(),
+                EVENTS,
+                json!({ "f": { "recordType": record_type } }),
+            )
+            .await;
+        per_type += data["auditEvents"]["totalCount"].as_i64().unwrap();
+    }
+    assert_eq!(per_type, 4, "two organizations and two services");
 }
 
 #[tokio::test]

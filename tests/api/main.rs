@@ -7,6 +7,7 @@ mod helpers;
 mod audit;
 mod auth;
 mod catalogue;
+mod cmdb;
 mod directory;
 mod limits;
 mod pagination;
