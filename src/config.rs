@@ -24,6 +24,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub cors: CorsConfig,
     pub provider: ProviderConfig,
+    pub sla: SlaConfig,
     pub dev: DevConfig,
 }
 
@@ -132,6 +133,13 @@ pub struct ProviderConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct SlaConfig {
+    /// Percentages of a clock's target at which it counts as warned, ascending (1-99).
+    pub warning_thresholds: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DevConfig {
     /// In development mode (no key configured), load the demo data into an empty database.
     pub seed_demo: bool,
@@ -149,6 +157,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             cors: CorsConfig::default(),
             provider: ProviderConfig::default(),
+            sla: SlaConfig::default(),
             dev: DevConfig::default(),
         }
     }
@@ -223,6 +232,14 @@ impl Default for ProviderConfig {
     }
 }
 
+impl Default for SlaConfig {
+    fn default() -> Self {
+        Self {
+            warning_thresholds: vec![75, 90],
+        }
+    }
+}
+
 impl Default for DevConfig {
     fn default() -> Self {
         Self { seed_demo: true }
@@ -289,6 +306,12 @@ impl Config {
         }
         if self.graphql.max_page_size == 0 || self.graphql.max_batch == 0 {
             return Err("graphql.max_page_size and graphql.max_batch must be at least 1".into());
+        }
+        let t = &self.sla.warning_thresholds;
+        if t.iter().any(|v| !(1..=99).contains(v)) || t.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(
+                "sla.warning_thresholds must be ascending percentages between 1 and 99".into(),
+            );
         }
         if self.database.max_connections == 0 {
             return Err("database.max_connections must be at least 1".into());

@@ -24,10 +24,31 @@ pub struct ServiceChanged {
     pub changed_fields: Vec<String>,
 }
 
+/// What happened to an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentChangeKind {
+    Created,
+    Updated,
+    StateChanged,
+    Commented,
+}
+
+/// A committed change to an incident. Its customer is the only organization
+/// (besides the staff serving it) allowed to see it.
+#[derive(Debug, Clone)]
+pub struct IncidentChanged {
+    pub kind: IncidentChangeKind,
+    pub incident: entity::incident::Model,
+    pub changed_fields: Vec<String>,
+    /// The timeline entry added, for `Commented`.
+    pub note: Option<entity::incident_note::Model>,
+}
+
 /// Every event the bus carries. Each process adds its variants here.
 #[derive(Debug, Clone)]
 pub enum DomainEvent {
     ServiceChanged(ServiceChanged),
+    IncidentChanged(IncidentChanged),
 }
 
 #[derive(Clone)]

@@ -4,6 +4,8 @@
 pub mod audit;
 pub mod catalogue;
 pub mod directory;
+pub mod incident;
+pub mod sla;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{DatabaseConnection, DbErr, SqlErr};
@@ -127,7 +129,12 @@ versioned!(
     entity::user::Model,
     entity::support_group::Model,
     entity::service::Model,
-    entity::service_offering::Model
+    entity::service_offering::Model,
+    entity::business_calendar::Model,
+    entity::sla::Model,
+    entity::priority_rule::Model,
+    entity::incident::Model,
+    entity::sla_clock::Model
 );
 
 type ActiveOf<M> = <<M as sea_orm::ModelTrait>::Entity as sea_orm::EntityTrait>::ActiveModel;
