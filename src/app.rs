@@ -163,6 +163,7 @@ impl Application {
                 loaders: Loaders::new(&database),
                 store,
                 max_page_size: config.graphql.max_page_size,
+                sla: config.sla.clone(),
             },
         );
         let listener = TcpListener::bind(config.listen)

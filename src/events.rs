@@ -48,7 +48,7 @@ pub struct IncidentChanged {
 #[derive(Debug, Clone)]
 pub enum DomainEvent {
     ServiceChanged(ServiceChanged),
-    IncidentChanged(IncidentChanged),
+    IncidentChanged(Box<IncidentChanged>),
 }
 
 #[derive(Clone)]

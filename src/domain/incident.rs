@@ -280,12 +280,12 @@ pub async fn create_incident(
     txn.commit().await?;
     store
         .events
-        .publish(DomainEvent::IncidentChanged(IncidentChanged {
+        .publish(DomainEvent::IncidentChanged(Box::new(IncidentChanged {
             kind: IncidentChangeKind::Created,
             incident: created.clone(),
             changed_fields: Vec::new(),
             note: None,
-        }));
+        })));
     Ok((created, clocks))
 }
 
@@ -385,12 +385,12 @@ fn publish(
     }
     store
         .events
-        .publish(DomainEvent::IncidentChanged(IncidentChanged {
+        .publish(DomainEvent::IncidentChanged(Box::new(IncidentChanged {
             kind,
             changed_fields: audit::changed_fields(before, after),
             incident: after.clone(),
             note: None,
-        }));
+        })));
 }
 
 /// Changes an incident's description, impact, urgency (and so priority, which
@@ -588,11 +588,11 @@ pub async fn add_note(
     txn.commit().await?;
     store
         .events
-        .publish(DomainEvent::IncidentChanged(IncidentChanged {
+        .publish(DomainEvent::IncidentChanged(Box::new(IncidentChanged {
             kind: IncidentChangeKind::Commented,
             changed_fields: Vec::new(),
             incident: inc,
             note: Some(note.clone()),
-        }));
+        })));
     Ok(note)
 }

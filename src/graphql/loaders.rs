@@ -115,6 +115,10 @@ pub struct Loaders {
     pub offerings_by_service: DataLoader<ByColumn<entity::service_offering::Entity>>,
     pub subscriptions_by_service: DataLoader<ByColumn<entity::service_subscription::Entity>>,
     pub memberships_by_group: DataLoader<ByColumn<entity::group_membership::Entity>>,
+    pub calendar: DataLoader<ById<entity::business_calendar::Entity>>,
+    pub sla: DataLoader<ById<entity::sla::Entity>>,
+    pub clocks_by_incident: DataLoader<ByColumn<entity::sla_clock::Entity>>,
+    pub notes_by_incident: DataLoader<ByColumn<entity::incident_note::Entity>>,
 }
 
 impl Loaders {
@@ -130,6 +134,10 @@ impl Loaders {
                 entity::service_subscription::Column::ServiceId,
             ),
             memberships_by_group: ByColumn::loader(db, entity::group_membership::Column::GroupId),
+            calendar: ById::loader(db),
+            sla: ById::loader(db),
+            clocks_by_incident: ByColumn::loader(db, entity::sla_clock::Column::IncidentId),
+            notes_by_incident: ByColumn::loader(db, entity::incident_note::Column::IncidentId),
         }
     }
 }

@@ -6,9 +6,11 @@ pub mod catalogue;
 pub mod context;
 pub mod directory;
 pub mod ids;
+pub mod incident;
 pub mod loaders;
 pub mod node;
 pub mod pagination;
+pub mod sla;
 
 use std::sync::Arc;
 
@@ -21,14 +23,24 @@ pub struct Query(
     node::NodeQuery,
     directory::DirectoryQuery,
     catalogue::CatalogueQuery,
+    sla::SlaQuery,
+    incident::IncidentQuery,
     audit::AuditQuery,
 );
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(directory::DirectoryMutation, catalogue::CatalogueMutation);
+pub struct Mutation(
+    directory::DirectoryMutation,
+    catalogue::CatalogueMutation,
+    sla::SlaMutation,
+    incident::IncidentMutation,
+);
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(catalogue::CatalogueSubscription);
+pub struct Subscription(
+    catalogue::CatalogueSubscription,
+    incident::IncidentSubscription,
+);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 

@@ -9,9 +9,11 @@ use super::{
     context::ContextExt,
     directory::{Organization, SupportGroup, User},
     ids,
+    incident::Incident,
+    sla::{BusinessCalendar, Sla},
 };
 use crate::{
-    domain::{catalogue, directory},
+    domain::{catalogue, directory, incident, sla},
     error::{AppError, AppResult},
 };
 
@@ -24,6 +26,9 @@ pub enum Node {
     Service(Service),
     ServiceOffering(ServiceOffering),
     AuditEvent(AuditEvent),
+    BusinessCalendar(BusinessCalendar),
+    Sla(Sla),
+    Incident(Incident),
 }
 
 /// Any record by global ID, or `NOT_FOUND` when it is missing or not visible to the caller.
@@ -44,6 +49,11 @@ pub async fn resolve(ctx: &Context<'_>, id: &ID) -> AppResult<Node> {
         "ServiceOffering" => {
             Node::ServiceOffering(ServiceOffering(catalogue::find_offering(db, p, n).await?))
         }
+        "BusinessCalendar" => {
+            Node::BusinessCalendar(BusinessCalendar(sla::find_calendar(db, p, n).await?))
+        }
+        "Sla" => Node::Sla(Sla(sla::find_sla(db, p, n).await?)),
+        "Incident" => Node::Incident(Incident(incident::find_incident(db, p, n).await?)),
         "AuditEvent" => Node::AuditEvent(AuditEvent(super::audit::find_event(ctx, n).await?)),
         _ => return Err(AppError::not_found("record")),
     })

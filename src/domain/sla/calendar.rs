@@ -88,7 +88,7 @@ pub fn parse_hhmm(field: &str, text: &str) -> AppResult<u32> {
         )
     };
     let (h, m) = text.trim().split_once(':').ok_or_else(bad)?;
-    if h.len() != 2 || m.len() != 2 {
+    if !(1..=2).contains(&h.len()) || m.len() != 2 {
         return Err(bad());
     }
     let h: u32 = h.parse().map_err(|_| bad())?;
@@ -277,10 +277,8 @@ impl Calendar {
                     }
                     left -= span;
                 }
-                if pe.is_none() {
-                    return None;
-                }
-                cursor = cursor.max(pe_or_open);
+                // An open pause holds the clock: the due time is unknown until it ends.
+                cursor = cursor.max(pe?);
             }
             if cursor < e {
                 let span = (e - cursor).num_seconds();
@@ -811,7 +809,9 @@ mod tests {
         );
         assert!(Window::parse(Mon, "09:00", "09:00", false).is_err());
         assert!(Window::parse(Mon, "09:00", "10:00", true).is_err());
-        assert!(Window::parse(Mon, "9:00", "10:00", false).is_err());
+        assert!(Window::parse(Mon, "9:00", "10:00", false).is_ok());
+        assert!(Window::parse(Mon, "9am", "10:00", false).is_err());
+        assert!(Window::parse(Mon, "09:0", "10:00", false).is_err());
         assert!(Window::parse(Mon, "09:00", "24:01", false).is_err());
         assert!(Window::parse(Mon, "00:00", "24:00", false).is_ok());
 

@@ -1,0 +1,475 @@
+//! Service level management over HTTP: calendars, SLAs, the priority matrix and
+//! the `slaDueDates` dry run, with hand-computed due dates and the bad-input rules.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+pub const CREATE_CALENDAR: &str = "mutation($i: CreateBusinessCalendarInput!) { createBusinessCalendar(input: $i) { id name timeZone is24x7 version windows { weekday start end endsNextDay } holidays { date yearly name } } }";
+pub const CREATE_SLA: &str = "mutation($i: CreateSlaInput!) { createSla(input: $i) { id name kind status version validFrom validTo availabilityTarget targets { priority respondMinutes resolveMinutes } customer { id } service { id } calendar { id name } } }";
+
+fn office_windows() -> Value {
+    json!(
+        ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY"]
+            .iter()
+            .map(|d| json!({ "weekday": d, "start": "09:00", "end": "17:00" }))
+            .collect::<Vec<_>>()
+    )
+}
+
+/// Berlin office hours, with Christmas (yearly) and 24 December 2026 (one-off) off.
+pub async fn berlin_office(app: &TestApp) -> String {
+    let data = app
+        .ok(
+            &app.admin(),
+            CREATE_CALENDAR,
+            json!({ "i": {
+                "name": "Berlin office",
+                "timeZone": "Europe/Berlin",
+                "windows": office_windows(),
+                "holidays": [
+                    { "date": "2026-12-25", "yearly": true, "name": "Christmas" },
+                    { "date": "2026-12-24", "name": "Christmas Eve 2026" }
+                ]
+            } }),
+        )
+        .await;
+    data["createBusinessCalendar"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+pub async fn round_the_clock(app: &TestApp) -> String {
+    let all: Vec<Value> = [
+        "MONDAY",
+        "TUESDAY",
+        "WEDNESDAY",
+        "THURSDAY",
+        "FRIDAY",
+        "SATURDAY",
+        "SUNDAY",
+    ]
+    .iter()
+    .map(|d| json!({ "weekday": d, "start": "00:00", "end": "24:00" }))
+    .collect();
+    let data = app
+        .ok(
+            &app.admin(),
+            CREATE_CALENDAR,
+            json!({ "i": { "name": "24x7", "timeZone": "UTC", "windows": all } }),
+        )
+        .await;
+    assert_eq!(data["createBusinessCalendar"]["is24x7"], true);
+    data["createBusinessCalendar"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// P1 respond 60 / resolve 240, P2 120 / 480, P3 240 / 960, P4 480 / 2400 (minutes).
+pub fn standard_targets() -> Value {
+    json!([
+        { "priority": "P1", "respondMinutes": 60, "resolveMinutes": 240 },
+        { "priority": "P2", "respondMinutes": 120, "resolveMinutes": 480 },
+        { "priority": "P3", "respondMinutes": 240, "resolveMinutes": 960 },
+        { "priority": "P4", "respondMinutes": 480, "resolveMinutes": 2400 },
+    ])
+}
+
+pub async fn create_sla(app: &TestApp, customer: &str, service: &str, calendar: &str) -> Value {
+    let data = app
+        .ok(
+            &app.admin(),
+            CREATE_SLA,
+            json!({ "i": {
+                "name": "Gold",
+                "customerId": customer,
+                "serviceId": service,
+                "calendarId": calendar,
+                "validFrom": "2020-01-01T00:00:00Z",
+                "targets": standard_targets(),
+                "availabilityTarget": 99.9
+            } }),
+        )
+        .await;
+    data["createSla"].clone()
+}
+
+const DUE: &str = "query($s: ID!, $p: Priority!, $t: DateTime!, $x: [PauseInput!]) { slaDueDates(slaId: $s, priority: $p, start: $t, pauses: $x) { priority respond { targetMinutes dueAt } resolve { targetMinutes dueAt } } }";
+
+#[tokio::test]
+async fn due_dates_follow_the_calendar_holidays_and_pauses() {
+    let app = TestApp::spawn().await;
+    let acme = app.customer("acme").await;
+    let svc = app
+        .service(json!({ "name": "Email", "status": "LIVE" }))
+        .await;
+    let cal = berlin_office(&app).await;
+    let sla = create_sla(&app, &acme, svc["id"].as_str().unwrap(), &cal).await;
+    assert_eq!(sla["kind"], "SLA");
+    assert_eq!(sla["status"], "ACTIVE");
+    assert_eq!(sla["calendar"]["name"], "Berlin office");
+    assert_eq!(sla["targets"][0]["resolveMinutes"], 240);
+    let sla_id = sla["id"].as_str().unwrap();
+
+    // Wednesday 23 Dec 2026 16:00 CET (15:00 UTC). Respond 60 min: 16:00-17:00 CET.
+    // Resolve 240 min: 1h on Wednesday; 24 Dec (one-off) and 25 Dec (yearly) are
+    // holidays, then the weekend; 3h from Monday 28 Dec 09:00 CET (08:00 UTC) -> 11:00 UTC.
+    let d = app
+        .ok(
+            &app.agent(),
+            DUE,
+            json!({ "s": sla_id, "p": "P1", "t": "2026-12-23T15:00:00Z" }),
+        )
+        .await;
+    let due = &d["slaDueDates"];
+    assert_eq!(due["respond"]["targetMinutes"], 60);
+    assert_eq!(due["respond"]["dueAt"], "2026-12-23T16:00:00+00:00");
+    assert_eq!(due["resolve"]["targetMinutes"], 240);
+    assert_eq!(due["resolve"]["dueAt"], "2026-12-28T11:00:00+00:00");
+
+    // On hold Monday 09:00-10:00 CET: the resolution is due an hour later.
+    let d = app
+        .ok(
+            &app.agent(),
+            DUE,
+            json!({ "s": sla_id, "p": "P1", "t": "2026-12-23T15:00:00Z",
+                    "x": [{ "start": "2026-12-28T08:00:00Z", "end": "2026-12-28T09:00:00Z" }] }),
+        )
+        .await;
+    assert_eq!(
+        d["slaDueDates"]["resolve"]["dueAt"],
+        "2026-12-28T12:00:00+00:00"
+    );
+    // A pause still running before the due time: unknown.
+    let d = app
+        .ok(
+            &app.agent(),
+            DUE,
+            json!({ "s": sla_id, "p": "P1", "t": "2026-12-23T15:00:00Z",
+                    "x": [{ "start": "2026-12-23T15:30:00Z" }] }),
+        )
+        .await;
+    assert_eq!(d["slaDueDates"]["resolve"]["dueAt"], Value::Null);
+
+    // Across the spring DST change: Friday 27 March 2026 16:00 CET (15:00 UTC),
+    // P2 respond 120 min: 1h Friday, 1h Monday 30 March from 09:00 CEST (07:00 UTC).
+    let d = app
+        .ok(
+            &app.agent(),
+            DUE,
+            json!({ "s": sla_id, "p": "P2", "t": "2026-03-27T15:00:00Z" }),
+        )
+        .await;
+    assert_eq!(
+        d["slaDueDates"]["respond"]["dueAt"],
+        "2026-03-30T08:00:00+00:00"
+    );
+
+    // Another tenant's requester cannot see the SLA: NOT_FOUND like a missing one.
+    app.customer("globex").await;
+    let bob = app.token("bob@globex", "globex", &["requester"]);
+    let body = app
+        .gql(
+            &bob,
+            DUE,
+            json!({ "s": sla_id, "p": "P1", "t": "2026-12-23T15:00:00Z" }),
+        )
+        .await;
+    assert_eq!(code(&body), "NOT_FOUND");
+    let missing = app
+        .gql(
+            &bob,
+            DUE,
+            json!({ "s": unknown_id("Sla"), "p": "P1", "t": "2026-12-23T15:00:00Z" }),
+        )
+        .await;
+    assert_eq!(message(&body), message(&missing));
+    // Acme's requester can.
+    let jane = app.token("jane@acme", "acme", &["requester"]);
+    app.ok(
+        &jane,
+        DUE,
+        json!({ "s": sla_id, "p": "P4", "t": "2026-12-23T15:00:00Z" }),
+    )
+    .await;
+}
+
+const CALENDAR_COUNT: &str = "{ businessCalendars { totalCount } }";
+
+#[tokio::test]
+async fn bad_calendars_are_refused_and_nothing_is_written() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin();
+    let cases = [
+        (
+            json!({ "name": "x", "timeZone": "Europe/Atlantis", "windows": office_windows() }),
+            "timeZone",
+            "Europe/Atlantis",
+        ),
+        (
+            json!({ "name": "x", "timeZone": "UTC", "windows": [{ "weekday": "MONDAY", "start": "17:00", "end": "09:00" }] }),
+            "end",
+            "inverted",
+        ),
+        (
+            json!({ "name": "x", "timeZone": "UTC", "windows": [
+                { "weekday": "MONDAY", "start": "09:00", "end": "12:00" },
+                { "weekday": "MONDAY", "start": "11:30", "end": "14:00" }
+            ] }),
+            "windows",
+            "overlap",
+        ),
+        (
+            // Sunday night shift running into Monday's early window.
+            json!({ "name": "x", "timeZone": "UTC", "windows": [
+                { "weekday": "SUNDAY", "start": "22:00", "end": "06:00", "endsNextDay": true },
+                { "weekday": "MONDAY", "start": "05:00", "end": "09:00" }
+            ] }),
+            "windows",
+            "overlap",
+        ),
+        (
+            json!({ "name": "x", "timeZone": "UTC", "windows": [{ "weekday": "MONDAY", "start": "9am", "end": "17:00" }] }),
+            "start",
+            "HH:MM",
+        ),
+    ];
+    for (input, field_name, text) in cases {
+        let body = app
+            .gql(&admin, CREATE_CALENDAR, json!({ "i": input }))
+            .await;
+        assert_eq!(code(&body), "VALIDATION", "{body}");
+        assert_eq!(field(&body), field_name, "{body}");
+        assert!(message(&body).contains(text), "{body}");
+    }
+    let d = app.ok(&admin, CALENDAR_COUNT, json!({})).await;
+    assert_eq!(d["businessCalendars"]["totalCount"], 0);
+
+    // A night shift across midnight is fine, and is stored as given.
+    let d = app
+        .ok(
+            &admin,
+            CREATE_CALENDAR,
+            json!({ "i": { "name": "Night desk", "timeZone": "Europe/Berlin", "windows": [
+                { "weekday": "FRIDAY", "start": "22:00", "end": "06:00", "endsNextDay": true },
+                { "weekday": "MONDAY", "start": "6:00", "end": "09:00" }
+            ] } }),
+        )
+        .await;
+    let c = &d["createBusinessCalendar"];
+    assert_eq!(c["windows"][0]["weekday"], "MONDAY");
+    assert_eq!(c["windows"][0]["start"], "06:00");
+    assert_eq!(c["windows"][1]["endsNextDay"], true);
+    assert_eq!(c["is24x7"], false);
+
+    // A requester may not create calendars.
+    app.customer("acme").await;
+    let jane = app.token("jane@acme", "acme", &["requester"]);
+    let body = app
+        .gql(
+            &jane,
+            CREATE_CALENDAR,
+            json!({ "i": { "name": "y", "timeZone": "UTC", "windows": office_windows() } }),
+        )
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN");
+
+    // Stale version on update.
+    let id = c["id"].as_str().unwrap();
+    let upd = "mutation($i: UpdateBusinessCalendarInput!) { updateBusinessCalendar(input: $i) { version timeZone } }";
+    let d = app
+        .ok(
+            &admin,
+            upd,
+            json!({ "i": { "id": id, "version": 1, "timeZone": "Europe/Paris" } }),
+        )
+        .await;
+    assert_eq!(d["updateBusinessCalendar"]["version"], 2);
+    let body = app
+        .gql(
+            &admin,
+            upd,
+            json!({ "i": { "id": id, "version": 1, "timeZone": "UTC" } }),
+        )
+        .await;
+    assert_eq!(code(&body), "CONFLICT");
+    let body = app
+        .gql(
+            &admin,
+            upd,
+            json!({ "i": { "id": id, "version": 2, "timeZone": "Nowhere/Land" } }),
+        )
+        .await;
+    assert_eq!(code(&body), "VALIDATION");
+}
+
+const SLA_COUNT: &str = "{ slas { totalCount } }";
+
+#[tokio::test]
+async fn bad_slas_are_refused_and_nothing_is_written() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin();
+    let acme = app.customer("acme").await;
+    let svc = app
+        .service(json!({ "name": "Email", "status": "LIVE" }))
+        .await;
+    let svc = svc["id"].as_str().unwrap();
+    let cal = round_the_clock(&app).await;
+    let base = json!({
+        "name": "Gold",
+        "customerId": acme,
+        "serviceId": svc,
+        "calendarId": cal,
+        "validFrom": "2026-01-01T00:00:00Z",
+        "validTo": "2027-01-01T00:00:00Z",
+        "targets": standard_targets(),
+        "availabilityTarget": 99.5
+    });
+    let with = |patch: Value| {
+        let mut v = base.clone();
+        for (k, val) in patch.as_object().unwrap() {
+            v[k] = val.clone();
+        }
+        json!({ "i": v })
+    };
+    let zero = json!({ "targets": [
+        { "priority": "P1", "respondMinutes": 0, "resolveMinutes": 240 },
+        { "priority": "P2", "respondMinutes": 120, "resolveMinutes": 480 },
+        { "priority": "P3", "respondMinutes": 240, "resolveMinutes": 960 },
+        { "priority": "P4", "respondMinutes": 480, "resolveMinutes": 2400 }
+    ] });
+    let body = app.gql(&admin, CREATE_SLA, with(zero)).await;
+    assert_eq!(code(&body), "VALIDATION");
+    assert_eq!(field(&body), "respondMinutes");
+    let negative = json!({ "targets": [
+        { "priority": "P1", "respondMinutes": 60, "resolveMinutes": -5 },
+        { "priority": "P2", "respondMinutes": 120, "resolveMinutes": 480 },
+        { "priority": "P3", "respondMinutes": 240, "resolveMinutes": 960 },
+        { "priority": "P4", "respondMinutes": 480, "resolveMinutes": 2400 }
+    ] });
+    let body = app.gql(&admin, CREATE_SLA, with(negative)).await;
+    assert_eq!(field(&body), "resolveMinutes");
+    let missing =
+        json!({ "targets": [{ "priority": "P1", "respondMinutes": 60, "resolveMinutes": 240 }] });
+    let body = app.gql(&admin, CREATE_SLA, with(missing)).await;
+    assert_eq!(code(&body), "VALIDATION");
+    assert!(message(&body).contains("P2"), "{body}");
+    let body = app
+        .gql(
+            &admin,
+            CREATE_SLA,
+            with(json!({ "validTo": "2025-01-01T00:00:00Z" })),
+        )
+        .await;
+    assert_eq!(field(&body), "validTo");
+    let body = app
+        .gql(
+            &admin,
+            CREATE_SLA,
+            with(json!({ "availabilityTarget": 120.0 })),
+        )
+        .await;
+    assert_eq!(field(&body), "availabilityTarget");
+    let d = app.ok(&admin, SLA_COUNT, json!({})).await;
+    assert_eq!(d["slas"]["totalCount"], 0);
+
+    // The first one is fine; an overlapping period for the same customer and service is not.
+    app.ok(&admin, CREATE_SLA, with(json!({}))).await;
+    let body = app
+        .gql(
+            &admin,
+            CREATE_SLA,
+            with(json!({ "name": "Silver", "validFrom": "2026-06-01T00:00:00Z", "validTo": null })),
+        )
+        .await;
+    assert_eq!(code(&body), "CONFLICT", "{body}");
+    assert!(message(&body).contains("overlaps"), "{body}");
+    let d = app.ok(&admin, SLA_COUNT, json!({})).await;
+    assert_eq!(d["slas"]["totalCount"], 1);
+    // Back to back is fine, and so is an OLA over the same period.
+    app.ok(
+        &admin,
+        CREATE_SLA,
+        with(json!({ "name": "Gold 2027", "validFrom": "2027-01-01T00:00:00Z", "validTo": null })),
+    )
+    .await;
+    let d = app
+        .ok(
+            &admin,
+            CREATE_SLA,
+            with(json!({ "name": "Desk OLA", "kind": "OLA" })),
+        )
+        .await;
+    assert_eq!(d["createSla"]["kind"], "OLA");
+    let d = app.ok(&admin, SLA_COUNT, json!({})).await;
+    assert_eq!(d["slas"]["totalCount"], 3);
+}
+
+const MATRIX: &str = "{ priorityMatrix { impact urgency priority } }";
+const SET_RULES: &str = "mutation($r: [PriorityRuleInput!]!) { setPriorityRules(rules: $r) { impact urgency priority } }";
+
+#[tokio::test]
+async fn the_priority_matrix_has_a_default_and_admins_edit_it() {
+    let app = TestApp::spawn().await;
+    let d = app.ok(&app.agent(), MATRIX, json!({})).await;
+    let cells = d["priorityMatrix"].as_array().unwrap();
+    assert_eq!(cells.len(), 9);
+    let at = |i: i64, u: i64| {
+        cells
+            .iter()
+            .find(|c| c["impact"] == i && c["urgency"] == u)
+            .unwrap()["priority"]
+            .clone()
+    };
+    assert_eq!(at(1, 1), "P1");
+    assert_eq!(at(1, 2), "P2");
+    assert_eq!(at(2, 2), "P3");
+    assert_eq!(at(3, 1), "P3");
+    assert_eq!(at(3, 3), "P4");
+
+    let body = app
+        .gql(
+            &app.agent(),
+            SET_RULES,
+            json!({ "r": [{ "impact": 3, "urgency": 3, "priority": "P3" }] }),
+        )
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN");
+    let body = app
+        .gql(
+            &app.admin(),
+            SET_RULES,
+            json!({ "r": [{ "impact": 4, "urgency": 3, "priority": "P3" }] }),
+        )
+        .await;
+    assert_eq!(code(&body), "VALIDATION");
+    assert_eq!(field(&body), "impact");
+    let d = app
+        .ok(
+            &app.admin(),
+            SET_RULES,
+            json!({ "r": [{ "impact": 3, "urgency": 3, "priority": "P3" }] }),
+        )
+        .await;
+    let changed = d["setPriorityRules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["impact"] == 3 && c["urgency"] == 3)
+        .unwrap()
+        .clone();
+    assert_eq!(changed["priority"], "P3");
+
+    // New incidents use the edited matrix.
+    app.customer("acme").await;
+    let d = app
+        .ok(
+            &app.agent(),
+            "mutation($i: CreateIncidentInput!) { createIncident(input: $i) { priority } }",
+            json!({ "i": { "title": "Printer jam", "impact": 3, "urgency": 3 } }),
+        )
+        .await;
+    assert_eq!(d["createIncident"]["priority"], "P3");
+}
