@@ -198,6 +198,18 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let grace = self.state.config.http.shutdown_grace;
+        let sla = &self.state.config.sla;
+        // Ends with the server: dropping the guard aborts the worker task.
+        let _worker = sla.worker_enabled.then(|| {
+            AbortOnDrop(tokio::spawn(crate::domain::sla::worker::run(
+                Store {
+                    db: self.state.db.clone(),
+                    events: self.state.events.clone(),
+                },
+                sla.warning_thresholds.clone(),
+                sla.worker_interval,
+            )))
+        });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
             shutdown.await;
@@ -212,6 +224,14 @@ impl Application {
                 Ok(())
             }
         }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

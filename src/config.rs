@@ -136,6 +136,11 @@ pub struct ProviderConfig {
 pub struct SlaConfig {
     /// Percentages of a clock's target at which it counts as warned, ascending (1-99).
     pub warning_thresholds: Vec<u32>,
+    /// Run the background worker that fires warning and breach events.
+    pub worker_enabled: bool,
+    /// How often the worker looks at the running clocks.
+    #[serde(with = "humantime_serde")]
+    pub worker_interval: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -236,6 +241,8 @@ impl Default for SlaConfig {
     fn default() -> Self {
         Self {
             warning_thresholds: vec![75, 90],
+            worker_enabled: true,
+            worker_interval: Duration::from_secs(15),
         }
     }
 }
@@ -312,6 +319,9 @@ impl Config {
             return Err(
                 "sla.warning_thresholds must be ascending percentages between 1 and 99".into(),
             );
+        }
+        if self.sla.worker_interval.is_zero() {
+            return Err("sla.worker_interval must be above zero".into());
         }
         if self.database.max_connections == 0 {
             return Err("database.max_connections must be at least 1".into());

@@ -44,11 +44,34 @@ pub struct IncidentChanged {
     pub note: Option<entity::incident_note::Model>,
 }
 
+/// What an SLA clock did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlaEventKind {
+    /// Crossed a warning threshold (percent of its target).
+    Warning,
+    /// Went past its target.
+    Breached,
+    /// Stopped within its target.
+    Met,
+}
+
+/// An SLA clock event, fired once per clock and threshold.
+#[derive(Debug, Clone)]
+pub struct SlaClockEvent {
+    pub kind: SlaEventKind,
+    /// The warning threshold in percent, for `Warning`.
+    pub threshold: Option<u32>,
+    pub clock: entity::sla_clock::Model,
+    pub incident: entity::incident::Model,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Every event the bus carries. Each process adds its variants here.
 #[derive(Debug, Clone)]
 pub enum DomainEvent {
     ServiceChanged(ServiceChanged),
     IncidentChanged(Box<IncidentChanged>),
+    SlaEvent(Box<SlaClockEvent>),
 }
 
 #[derive(Clone)]

@@ -9,8 +9,8 @@ use entity::{
     incident, incident_note, organization, sla, sla_clock, support_group, user,
 };
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set,
-    Statement,
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QuerySelect, Set, Statement,
 };
 
 use super::{
@@ -21,7 +21,7 @@ use crate::{
     auth::Principal,
     db::begin_write,
     error::{AppError, AppResult},
-    events::{DomainEvent, IncidentChangeKind, IncidentChanged},
+    events::{DomainEvent, IncidentChangeKind, IncidentChanged, SlaClockEvent, SlaEventKind},
 };
 
 pub fn state_name(s: IncidentState) -> &'static str {
@@ -278,6 +278,11 @@ pub async fn create_incident(
         }
     }
     txn.commit().await?;
+    let met: Vec<_> = clocks
+        .iter()
+        .filter(|c| c.met == Some(true))
+        .cloned()
+        .collect();
     store
         .events
         .publish(DomainEvent::IncidentChanged(Box::new(IncidentChanged {
@@ -286,6 +291,7 @@ pub async fn create_incident(
             changed_fields: Vec::new(),
             note: None,
         })));
+    publish_met(store, &created, met, at);
     Ok((created, clocks))
 }
 
@@ -303,16 +309,21 @@ async fn drive_clocks<C: ConnectionTrait>(
     after: &incident::Model,
     cause: ClockCause,
     at: DateTime<Utc>,
-) -> AppResult<()> {
-    let clocks = sla_clock::Entity::find()
-        .filter(sla_clock::Column::IncidentId.eq(after.id))
-        .all(db)
-        .await?;
+) -> AppResult<Vec<sla_clock::Model>> {
+    let mut met = Vec::new();
+    let mut q = sla_clock::Entity::find().filter(sla_clock::Column::IncidentId.eq(after.id));
+    if db.get_database_backend() == DbBackend::Postgres {
+        // Locks the rows against the worker's claims, so a save here never
+        // writes back a stale warning or breach marker (SQLite's write
+        // transaction already excludes other writers).
+        q = q.lock_exclusive();
+    }
+    let clocks = q.all(db).await?;
     let Some(first) = clocks.first() else {
-        return Ok(());
+        return Ok(met);
     };
     let Some(agreement) = sla::Entity::find_by_id(first.sla_id).one(db).await? else {
-        return Ok(());
+        return Ok(met);
     };
     let cal: Calendar = sla_domain::sla_calendar(db, &agreement).await?;
     use IncidentState::*;
@@ -348,9 +359,32 @@ async fn drive_clocks<C: ConnectionTrait>(
         if state_changed && after.state == OnHold {
             clock::pause(&cal, &mut next, at)?;
         }
-        save_versioned(db, p, &c, next).await?;
+        let saved = save_versioned(db, p, &c, next).await?;
+        if c.stopped_at.is_none() && saved.met == Some(true) {
+            met.push(saved);
+        }
     }
-    Ok(())
+    Ok(met)
+}
+
+/// Publishes a `Met` event for each clock that just stopped within its target.
+fn publish_met(
+    store: &Store,
+    inc: &incident::Model,
+    clocks: Vec<sla_clock::Model>,
+    at: DateTime<Utc>,
+) {
+    for clock in clocks {
+        store
+            .events
+            .publish(DomainEvent::SlaEvent(Box::new(SlaClockEvent {
+                kind: SlaEventKind::Met,
+                threshold: None,
+                clock,
+                incident: inc.clone(),
+                at,
+            })));
+    }
 }
 
 pub struct IncidentPatch {
@@ -431,9 +465,10 @@ pub async fn update_incident(
     }
     let at = now();
     let updated = save_versioned(&txn, p, &before, next).await?;
-    drive_clocks(&txn, p, &before, &updated, ClockCause::default(), at).await?;
+    let met = drive_clocks(&txn, p, &before, &updated, ClockCause::default(), at).await?;
     txn.commit().await?;
     publish(store, IncidentChangeKind::Updated, &before, &updated);
+    publish_met(store, &updated, met, at);
     Ok(updated)
 }
 
@@ -472,7 +507,7 @@ pub async fn assign_incident(
     }
     let at = now();
     let updated = save_versioned(&txn, p, &before, next).await?;
-    drive_clocks(
+    let met = drive_clocks(
         &txn,
         p,
         &before,
@@ -490,6 +525,7 @@ pub async fn assign_incident(
         IncidentChangeKind::Updated
     };
     publish(store, kind, &before, &updated);
+    publish_met(store, &updated, met, at);
     Ok(updated)
 }
 
@@ -542,9 +578,10 @@ pub async fn change_state(
         next.resolved_at = None;
     }
     let updated = save_versioned(&txn, p, &before, next).await?;
-    drive_clocks(&txn, p, &before, &updated, ClockCause::default(), at).await?;
+    let met = drive_clocks(&txn, p, &before, &updated, ClockCause::default(), at).await?;
     txn.commit().await?;
     publish(store, IncidentChangeKind::StateChanged, &before, &updated);
+    publish_met(store, &updated, met, at);
     Ok(updated)
 }
 
@@ -582,10 +619,13 @@ pub async fn add_note(
         },
     )
     .await?;
-    if kind == NoteKind::Comment && p.is_staff() {
-        drive_clocks(&txn, p, &inc, &inc, ClockCause { responded: true }, at).await?;
-    }
+    let met = if kind == NoteKind::Comment && p.is_staff() {
+        drive_clocks(&txn, p, &inc, &inc, ClockCause { responded: true }, at).await?
+    } else {
+        Vec::new()
+    };
     txn.commit().await?;
+    publish_met(store, &inc, met, at);
     store
         .events
         .publish(DomainEvent::IncidentChanged(Box::new(IncidentChanged {

@@ -40,6 +40,7 @@ pub struct Mutation(
 pub struct Subscription(
     catalogue::CatalogueSubscription,
     incident::IncidentSubscription,
+    sla::SlaSubscription,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

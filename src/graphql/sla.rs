@@ -781,3 +781,106 @@ impl SlaMutation {
             .collect())
     }
 }
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum SlaEventKind {
+    /// The clock crossed a warning threshold (see `threshold`).
+    Warning,
+    /// The clock went past its target.
+    Breached,
+    /// The clock stopped within its target.
+    Met,
+}
+
+impl From<crate::events::SlaEventKind> for SlaEventKind {
+    fn from(k: crate::events::SlaEventKind) -> Self {
+        match k {
+            crate::events::SlaEventKind::Warning => Self::Warning,
+            crate::events::SlaEventKind::Breached => Self::Breached,
+            crate::events::SlaEventKind::Met => Self::Met,
+        }
+    }
+}
+
+/// Something an SLA clock did; each is fired once per clock and threshold.
+#[derive(SimpleObject)]
+pub struct SlaEvent {
+    pub kind: SlaEventKind,
+    /// Percent of the target, for WARNING.
+    pub threshold: Option<u32>,
+    pub at: DateTime<Utc>,
+    pub clock: SlaClock,
+    pub incident: super::incident::Incident,
+}
+
+#[derive(InputObject, Default)]
+pub struct SlaEventFilter {
+    pub customer_id: Option<ID>,
+    pub service_id: Option<ID>,
+    pub incident_id: Option<ID>,
+    /// Any of these kinds.
+    pub kinds: Option<Vec<SlaEventKind>>,
+}
+
+#[derive(Default)]
+pub struct SlaSubscription;
+
+#[async_graphql::Subscription]
+impl SlaSubscription {
+    /// Warnings, breaches and met targets of SLA clocks, for the incidents the
+    /// caller may see (requesters: their own organization's).
+    async fn sla_events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<SlaEventFilter>,
+    ) -> async_graphql::Result<impl futures_util::Stream<Item = SlaEvent> + use<>> {
+        use futures_util::StreamExt;
+        use tokio::sync::broadcast::error::RecvError;
+        let p = ctx.principal()?.clone();
+        let f = filter.unwrap_or_default();
+        let opt = |v: &Option<ID>, kind: &str, field: &str| {
+            v.as_ref()
+                .map(|id| ids::reference(id, kind, field))
+                .transpose()
+        };
+        let customer = opt(&f.customer_id, "Organization", "customerId")?;
+        let service = opt(&f.service_id, "Service", "serviceId")?;
+        let only = opt(&f.incident_id, "Incident", "incidentId")?;
+        let kinds = f.kinds.filter(|k| !k.is_empty());
+        let rx = ctx.app().store.events.subscribe();
+        let events = futures_util::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(ev) => return Some((ev, rx)),
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(skipped = n, "slow subscriber skipped events")
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        });
+        Ok(events.filter_map(move |ev| {
+            let out = match &*ev {
+                crate::events::DomainEvent::SlaEvent(e)
+                    if p.can_see(e.incident.customer_id)
+                        && customer.is_none_or(|id| id == e.incident.customer_id)
+                        && service.is_none_or(|id| Some(id) == e.incident.service_id)
+                        && only.is_none_or(|id| id == e.incident.id)
+                        && kinds
+                            .as_ref()
+                            .is_none_or(|k| k.contains(&SlaEventKind::from(e.kind))) =>
+                {
+                    Some(SlaEvent {
+                        kind: e.kind.into(),
+                        threshold: e.threshold,
+                        at: e.at,
+                        clock: SlaClock(e.clock.clone()),
+                        incident: super::incident::Incident(e.incident.clone()),
+                    })
+                }
+                _ => None,
+            };
+            futures_util::future::ready(out)
+        }))
+    }
+}

@@ -473,3 +473,159 @@ async fn the_priority_matrix_has_a_default_and_admins_edit_it() {
         .await;
     assert_eq!(d["createIncident"]["priority"], "P3");
 }
+
+const SLA_EVENTS: &str = "subscription($f: SlaEventFilter) { slaEvents(filter: $f) { kind threshold clock { kind targetSeconds } incident { number } } }";
+
+async fn listen_sla(app: &TestApp, token: &str) -> Ws {
+    let mut ws = app.ws("graphql-transport-ws").await;
+    ws.init(token).await;
+    ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query": SLA_EVENTS } }))
+        .await;
+    ws
+}
+
+/// Every event a socket receives until it has been quiet for `quiet_ms`.
+async fn drain(ws: &mut Ws, quiet_ms: u64) -> Vec<Value> {
+    let mut out = Vec::new();
+    while let Ok(msg) =
+        tokio::time::timeout(std::time::Duration::from_millis(quiet_ms), ws.json(30)).await
+    {
+        assert_eq!(msg["type"], "next", "{msg}");
+        out.push(msg["payload"]["data"]["slaEvents"].clone());
+    }
+    out
+}
+
+/// Moves the start of an incident's clocks back by `minutes`, as if raised that long ago.
+async fn age_clocks(database_url: &str, minutes: i64) {
+    use entity::sla_clock;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let db = sea_orm::Database::connect(database_url).await.unwrap();
+    let started = chrono::Utc::now() - chrono::Duration::minutes(minutes);
+    sla_clock::Entity::update_many()
+        .col_expr(sla_clock::Column::StartedAt, Expr::value(started))
+        .filter(sla_clock::Column::StoppedAt.is_null())
+        .exec(&db)
+        .await
+        .unwrap();
+    let _ = db.close().await;
+}
+
+fn fast_worker(c: &mut servicegraph::config::Config) {
+    c.sla.worker_interval = std::time::Duration::from_millis(100);
+}
+
+#[tokio::test]
+async fn warnings_and_breaches_fire_exactly_once_with_two_server_processes() {
+    let first = TestApp::spawn_with(fast_worker).await;
+    let url = first.database_url.clone();
+    let second = TestApp::spawn_with(move |c| {
+        fast_worker(c);
+        c.database.url = Some(url);
+    })
+    .await;
+    let acme = first.customer("acme").await;
+    let svc = first
+        .service(json!({ "name": "Email", "status": "LIVE" }))
+        .await;
+    let svc = svc["id"].as_str().unwrap();
+    let cal = round_the_clock(&first).await;
+    create_sla(&first, &acme, svc, &cal).await;
+    let mut ws1 = listen_sla(&first, &first.agent()).await;
+    let mut ws2 = listen_sla(&second, &second.agent()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // P1: respond 60 min, resolve 240 min.
+    let inc = first
+        .ok(
+            &first.agent(),
+            "mutation($i: CreateIncidentInput!) { createIncident(input: $i) { number priority } }",
+            json!({ "i": { "title": "Mail down", "impact": 1, "urgency": 1, "customerId": acme, "serviceId": svc } }),
+        )
+        .await;
+    assert_eq!(inc["createIncident"]["priority"], "P1");
+
+    // 50 of 60 minutes gone (83 %): the respond clock crosses 75 % only.
+    age_clocks(&first.database_url, 50).await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    // 61 minutes: respond crosses 90 % and breaches; resolve (61 of 240) nothing.
+    age_clocks(&first.database_url, 61).await;
+    let mut events = drain(&mut ws1, 1500).await;
+    events.extend(drain(&mut ws2, 300).await);
+    let mut seen: Vec<(String, Value, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["threshold"].clone(),
+                e["clock"]["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    assert_eq!(
+        seen,
+        vec![
+            ("BREACHED".to_owned(), Value::Null, "RESPOND".to_owned()),
+            ("WARNING".to_owned(), json!(75), "RESPOND".to_owned()),
+            ("WARNING".to_owned(), json!(90), "RESPOND".to_owned()),
+        ],
+        "each event exactly once across both processes: {events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["incident"]["number"] == "INC-000001")
+    );
+
+    // The clock reads as breached.
+    let d = first
+        .ok(
+            &first.agent(),
+            "{ incidents { edges { node { clocks { kind breachedAt warningsFired remainingSeconds } } } } }",
+            json!({}),
+        )
+        .await;
+    let respond = &d["incidents"]["edges"][0]["node"]["clocks"][0];
+    assert_eq!(respond["kind"], "RESPOND");
+    assert!(respond["breachedAt"].is_string(), "{respond}");
+    assert_eq!(respond["warningsFired"], json!([75, 90]));
+    assert!(respond["remainingSeconds"].as_i64().unwrap() < 0);
+}
+
+#[tokio::test]
+async fn met_targets_reach_only_the_customer_and_staff() {
+    let app = TestApp::spawn_with(fast_worker).await;
+    let acme = app.customer("acme").await;
+    app.customer("globex").await;
+    let svc = app
+        .service(json!({ "name": "Email", "status": "LIVE" }))
+        .await;
+    let svc = svc["id"].as_str().unwrap();
+    app.subscribe(svc, &acme).await;
+    let cal = round_the_clock(&app).await;
+    create_sla(&app, &acme, svc, &cal).await;
+    let jane = app.token("jane@acme", "acme", &["requester"]);
+    let bob = app.token("bob@globex", "globex", &["requester"]);
+    let mut jane_ws = listen_sla(&app, &jane).await;
+    let mut bob_ws = listen_sla(&app, &bob).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let d = app
+        .ok(
+            &jane,
+            "mutation($i: CreateIncidentInput!) { createIncident(input: $i) { id } }",
+            json!({ "i": { "title": "Mail slow", "impact": 2, "urgency": 2, "serviceId": svc } }),
+        )
+        .await;
+    app.ok(
+        &app.agent(),
+        "mutation($i: AddIncidentNoteInput!) { addIncidentNote(input: $i) { kind } }",
+        json!({ "i": { "incidentId": d["createIncident"]["id"], "body": "Looking" } }),
+    )
+    .await;
+    let events = drain(&mut jane_ws, 1000).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["kind"], "MET");
+    assert_eq!(events[0]["clock"]["kind"], "RESPOND");
+    assert_eq!(drain(&mut bob_ws, 200).await, Vec::<Value>::new());
+}
