@@ -570,7 +570,12 @@ async fn warnings_and_breaches_fire_exactly_once_with_two_server_processes() {
             ("WARNING".to_owned(), json!(75), "RESPOND".to_owned()),
             ("WARNING".to_owned(), json!(90), "RESPOND".to_owned()),
         ],
-        "each event exactly once across both processes: {events:?}"
+        "each event exactly once across both instances on {}: {events:?}",
+        if is_postgres() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
     );
     assert!(
         events

@@ -64,14 +64,14 @@ pub async fn pass(store: &Store, thresholds: &[u32], at: DateTime<Utc>) -> AppRe
                 agreements.insert(a.id, a);
             }
             let calendar_id = agreements[&c.sla_id].calendar_id;
-            if !calendars.contains_key(&calendar_id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = calendars.entry(calendar_id) {
                 let Some(row) = business_calendar::Entity::find_by_id(calendar_id)
                     .one(db)
                     .await?
                 else {
                     continue;
                 };
-                calendars.insert(calendar_id, calendar_of(&row)?);
+                slot.insert(calendar_of(&row)?);
             }
             let cal = &calendars[&calendar_id];
             let elapsed = clock::elapsed(cal, &c, at)?;
