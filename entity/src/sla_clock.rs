@@ -27,6 +27,8 @@ pub struct Model {
     pub due_at: Option<DateTimeUtc>,
     /// Set when the clock stops: whether it stopped within its target.
     pub met: Option<bool>,
+    /// Business seconds counted when the clock stopped, for reports.
+    pub business_seconds: Option<i64>,
     /// The highest warning threshold (percent) an event was fired for.
     pub warning_fired: i32,
     /// When the breach event was fired.

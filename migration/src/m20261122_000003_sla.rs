@@ -283,6 +283,7 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone_null("stopped_at"))
                     .col(timestamp_with_time_zone_null("due_at"))
                     .col(boolean_null("met"))
+                    .col(big_integer_null("business_seconds"))
                     .col(integer("warning_fired").default(0))
                     .col(timestamp_with_time_zone_null("breach_fired_at"))
                     .foreign_key(&mut fk("sla_clocks", "incident_id", "incidents"))
@@ -296,6 +297,14 @@ impl MigrationTrait for Migration {
             "sla_clocks",
             &["incident_id", "kind"],
             true,
+        ))
+        .await?;
+        // Reports select clocks by start.
+        m.create_index(index(
+            "ix_sla_clocks_started",
+            "sla_clocks",
+            &["started_at"],
+            false,
         ))
         .await?;
         // The breach worker scans running clocks by due time.

@@ -262,6 +262,7 @@ pub async fn create_incident(
                 stopped_at: None,
                 due_at: None,
                 met: None,
+                business_seconds: None,
                 warning_fired: 0,
                 breach_fired_at: None,
                 version: 1,

@@ -24,6 +24,7 @@ pub struct Query(
     directory::DirectoryQuery,
     catalogue::CatalogueQuery,
     sla::SlaQuery,
+    sla::SlaReportQuery,
     incident::IncidentQuery,
     audit::AuditQuery,
 );

@@ -884,3 +884,218 @@ impl SlaSubscription {
         }))
     }
 }
+
+#[derive(InputObject)]
+pub struct ReportPeriod {
+    pub from: DateTime<Utc>,
+    /// Exclusive.
+    pub to: DateTime<Utc>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum SlaReportGroupBy {
+    Service,
+    Customer,
+    Priority,
+}
+
+/// Figures for one kind of clock.
+#[derive(SimpleObject)]
+pub struct ClockStatistics {
+    /// Stopped within target.
+    pub met: i64,
+    /// Stopped over target, or running past its due time.
+    pub breached: i64,
+    /// Running and not yet due.
+    pub in_progress: i64,
+    /// met / (met + breached), in percent; null when none is decided.
+    pub compliance_percent: Option<f64>,
+    /// Mean business seconds of the stopped clocks.
+    pub mean_seconds: Option<f64>,
+    /// 90th percentile (nearest rank) of the stopped clocks' business seconds.
+    pub p90_seconds: Option<i64>,
+}
+
+impl From<&domain::report::ClockStats> for ClockStatistics {
+    fn from(s: &domain::report::ClockStats) -> Self {
+        Self {
+            met: s.met,
+            breached: s.breached,
+            in_progress: s.in_progress,
+            compliance_percent: s.compliance_percent(),
+            mean_seconds: s.mean_seconds,
+            p90_seconds: s.p90_seconds,
+        }
+    }
+}
+
+/// One group of the report.
+pub struct SlaReportRow {
+    row: domain::report::ReportRow,
+    group_by: SlaReportGroupBy,
+}
+
+#[Object]
+impl SlaReportRow {
+    /// The service or customer ID, or the priority.
+    async fn key(&self) -> String {
+        match self.group_by {
+            SlaReportGroupBy::Service => ids::encode("Service", self.id()).0,
+            SlaReportGroupBy::Customer => ids::encode("Organization", self.id()).0,
+            SlaReportGroupBy::Priority => self.row.key.to_uppercase(),
+        }
+    }
+    /// Set when grouped by SERVICE.
+    async fn service(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Service>> {
+        if self.group_by != SlaReportGroupBy::Service {
+            return Ok(None);
+        }
+        Ok(load(&ctx.app().loaders.service, self.id())
+            .await?
+            .map(Service))
+    }
+    /// Set when grouped by CUSTOMER.
+    async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Organization>> {
+        if self.group_by != SlaReportGroupBy::Customer {
+            return Ok(None);
+        }
+        Ok(load(&ctx.app().loaders.organization, self.id())
+            .await?
+            .map(Organization))
+    }
+    /// Set when grouped by PRIORITY.
+    async fn priority(&self) -> Option<Priority> {
+        if self.group_by != SlaReportGroupBy::Priority {
+            return None;
+        }
+        domain::PRIORITIES
+            .iter()
+            .find(|p| format!("{p:?}").eq_ignore_ascii_case(&self.row.key))
+            .map(|p| (*p).into())
+    }
+    async fn respond(&self) -> ClockStatistics {
+        (&self.row.respond).into()
+    }
+    async fn resolve(&self) -> ClockStatistics {
+        (&self.row.resolve).into()
+    }
+}
+
+impl SlaReportRow {
+    fn id(&self) -> i64 {
+        self.row.key.parse().unwrap_or_default()
+    }
+}
+
+/// SLA compliance for clocks started in a period.
+pub struct SlaReport {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    at: DateTime<Utc>,
+    group_by: SlaReportGroupBy,
+    rows: Vec<domain::report::ReportRow>,
+}
+
+#[Object]
+impl SlaReport {
+    async fn from(&self) -> DateTime<Utc> {
+        self.from
+    }
+    async fn to(&self) -> DateTime<Utc> {
+        self.to
+    }
+    /// The moment running clocks were judged at.
+    async fn generated_at(&self) -> DateTime<Utc> {
+        self.at
+    }
+    async fn rows(&self) -> Vec<SlaReportRow> {
+        self.rows
+            .iter()
+            .map(|r| SlaReportRow {
+                row: r.clone(),
+                group_by: self.group_by,
+            })
+            .collect()
+    }
+    /// Incidents with a breached clock started in the period, newest first.
+    async fn breached_incidents(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<Page<super::incident::Incident>> {
+        use entity::incident;
+        let p = ctx.principal()?;
+        let app = ctx.app();
+        let q = incident::Entity::find()
+            .filter(scope_to(p, incident::Column::CustomerId))
+            .filter(
+                incident::Column::Id.in_subquery(domain::report::breached_incidents(
+                    self.from, self.to, self.at,
+                )),
+            );
+        let keyset = Keyset {
+            column: incident::Column::Id,
+            id: incident::Column::Id,
+            descending: true,
+            key: |m: &incident::Model| SortValue::Int(m.id),
+            id_of: |m: &incident::Model| m.id,
+        };
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        Ok(paginate(
+            &app.store.db,
+            q,
+            keyset,
+            args,
+            app.max_page_size,
+            super::incident::Incident,
+        )
+        .await?)
+    }
+}
+
+#[derive(Default)]
+pub struct SlaReportQuery;
+
+#[Object]
+impl SlaReportQuery {
+    /// SLA compliance per service, customer or priority for the clocks started
+    /// in `period`, over the customers the caller may see.
+    async fn sla_report(
+        &self,
+        ctx: &Context<'_>,
+        period: ReportPeriod,
+        group_by: SlaReportGroupBy,
+    ) -> async_graphql::Result<SlaReport> {
+        let p = ctx.principal()?;
+        let at = crate::domain::now();
+        let grouping = match group_by {
+            SlaReportGroupBy::Service => domain::report::GroupBy::Service,
+            SlaReportGroupBy::Customer => domain::report::GroupBy::Customer,
+            SlaReportGroupBy::Priority => domain::report::GroupBy::Priority,
+        };
+        let rows = domain::report::sla_report(
+            &ctx.app().store.db,
+            p,
+            period.from,
+            period.to,
+            grouping,
+            at,
+        )
+        .await?;
+        Ok(SlaReport {
+            from: period.from,
+            to: period.to,
+            at,
+            group_by,
+            rows,
+        })
+    }
+}

@@ -90,7 +90,9 @@ pub fn stop(cal: &Calendar, c: &mut sla_clock::Model, at: DateTime<Utc>) -> AppR
     }
     resume(cal, c, at)?;
     c.stopped_at = Some(at);
-    c.met = Some(elapsed(cal, c, at)? <= c.target_seconds);
+    let counted = elapsed(cal, c, at)?;
+    c.business_seconds = Some(counted);
+    c.met = Some(counted <= c.target_seconds);
     refresh(cal, c)?;
     Ok(true)
 }
@@ -111,6 +113,7 @@ pub fn restart(cal: &Calendar, c: &mut sla_clock::Model, at: DateTime<Utc>) -> A
     c.pauses = serde_json::to_value(pauses).map_err(AppError::internal)?;
     c.stopped_at = None;
     c.met = None;
+    c.business_seconds = None;
     refresh(cal, c)?;
     Ok(true)
 }
@@ -197,6 +200,7 @@ mod tests {
             stopped_at: None,
             due_at: None,
             met: None,
+            business_seconds: None,
             warning_fired: 0,
             breach_fired_at: None,
             version: 1,

@@ -3,6 +3,7 @@
 
 pub mod calendar;
 pub mod clock;
+pub mod report;
 pub mod worker;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
