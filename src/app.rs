@@ -95,6 +95,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub tenants: Arc<TenantDirectory>,
     pub events: EventBus,
+    /// This process's id in relayed events; set on PostgreSQL only.
+    pub relay_origin: Option<String>,
 }
 
 impl AppState {
@@ -130,7 +132,13 @@ impl Application {
             directory::ensure_provider(&database, &config.provider.code, &config.provider.name)
                 .await
                 .map_err(|e| format!("cannot create the provider organization: {}", e.message()))?;
-        let events = EventBus::default();
+        let origin = uuid::Uuid::new_v4().to_string();
+        let on_postgres = database.get_database_backend() == sea_orm::DbBackend::Postgres;
+        let mut events = EventBus::default();
+        if on_postgres {
+            events =
+                events.with_relay(crate::relay::start_sender(database.clone(), origin.clone()));
+        }
         let store = Store {
             db: database.clone(),
             events: events.clone(),
@@ -176,6 +184,7 @@ impl Application {
             auth: Arc::new(auth),
             tenants: Arc::new(TenantDirectory::default()),
             events,
+            relay_origin: on_postgres.then_some(origin),
         };
         Ok(Self {
             listener,
@@ -208,6 +217,15 @@ impl Application {
                 },
                 sla.warning_thresholds.clone(),
                 sla.worker_interval,
+            )))
+        });
+        // Other processes' events, on PostgreSQL.
+        let _listener = self.state.relay_origin.clone().map(|origin| {
+            AbortOnDrop(tokio::spawn(crate::relay::listen(
+                self.state.config.database_url(),
+                self.state.db.clone(),
+                self.state.events.clone(),
+                origin,
             )))
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

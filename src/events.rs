@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
 
 /// What happened to a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChangeKind {
     Created,
     Updated,
@@ -25,7 +26,7 @@ pub struct ServiceChanged {
 }
 
 /// What happened to an incident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IncidentChangeKind {
     Created,
     Updated,
@@ -45,7 +46,7 @@ pub struct IncidentChanged {
 }
 
 /// What an SLA clock did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SlaEventKind {
     /// Crossed a warning threshold (percent of its target).
     Warning,
@@ -77,16 +78,34 @@ pub enum DomainEvent {
 #[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Arc<DomainEvent>>,
+    /// Forwards published events to other server processes (PostgreSQL NOTIFY).
+    relay: Option<mpsc::UnboundedSender<Arc<DomainEvent>>>,
 }
 
 impl EventBus {
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity);
-        Self { tx }
+        Self { tx, relay: None }
     }
 
-    /// Publishes a committed event. Having no subscribers is not an error.
+    /// A bus whose events are also handed to `relay` for other processes.
+    pub fn with_relay(mut self, relay: mpsc::UnboundedSender<Arc<DomainEvent>>) -> Self {
+        self.relay = Some(relay);
+        self
+    }
+
+    /// Publishes a committed event to this process's subscribers and, through
+    /// the relay, to other processes'. Having no subscribers is not an error.
     pub fn publish(&self, event: DomainEvent) {
+        let event = Arc::new(event);
+        if let Some(relay) = &self.relay {
+            let _ = relay.send(event.clone());
+        }
+        let _ = self.tx.send(event);
+    }
+
+    /// Publishes an event that came from another process (not relayed again).
+    pub fn publish_local(&self, event: DomainEvent) {
         let _ = self.tx.send(Arc::new(event));
     }
 

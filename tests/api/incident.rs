@@ -575,3 +575,51 @@ async fn incident_changes_reach_subscribers_as_they_may_see_them() {
     assert_eq!(e["kind"], "UPDATED");
     let _ = acme;
 }
+
+#[tokio::test]
+async fn on_postgresql_events_reach_subscribers_of_another_server_process() {
+    if !is_postgres() {
+        // LISTEN/NOTIFY is PostgreSQL's; a SQLite server is a single process.
+        return;
+    }
+    let first = TestApp::spawn().await;
+    let url = first.database_url.clone();
+    let second = TestApp::spawn_with(move |c| c.database.url = Some(url)).await;
+    first.customer("acme").await;
+    first.customer("globex").await;
+    let jane = first.token("jane@acme", "acme", &["requester"]);
+    let bob = first.token("bob@globex", "globex", &["requester"]);
+    let mut jane_on_second = listen(&second, &jane, json!(null)).await;
+    let mut bob_on_second = listen(&second, &bob, json!(null)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    let inc = raise(
+        &first,
+        &jane,
+        json!({ "title": "Raised on the first", "impact": 2, "urgency": 2 }),
+    )
+    .await;
+    let e = next_event(&mut jane_on_second).await;
+    assert_eq!(e["kind"], "CREATED");
+    assert_eq!(e["incident"]["title"], "Raised on the first");
+    // A work note on the first process does not reach Jane; the comment does,
+    // and Globex hears nothing at all.
+    for (kind, body) in [("WORK_NOTE", "internal"), ("COMMENT", "visible")] {
+        first
+            .ok(
+                &first.agent(),
+                NOTE,
+                json!({ "i": { "incidentId": inc["id"], "kind": kind, "body": body } }),
+            )
+            .await;
+    }
+    let e = next_event(&mut jane_on_second).await;
+    assert_eq!(e["kind"], "COMMENTED");
+    assert_eq!(e["note"]["body"], "visible");
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), bob_on_second.json(5))
+            .await
+            .is_err(),
+        "another tenant hears nothing"
+    );
+}
