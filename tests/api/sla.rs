@@ -893,3 +893,41 @@ async fn the_sla_report_matches_hand_computed_figures() {
         .await;
     assert_eq!(code(&body), "VALIDATION");
 }
+
+#[tokio::test]
+async fn a_service_with_an_open_sla_cannot_be_retired() {
+    let app = TestApp::spawn().await;
+    let acme = app.customer("acme").await;
+    let svc = app
+        .service(json!({ "name": "Email", "status": "LIVE" }))
+        .await;
+    let svc_id = svc["id"].as_str().unwrap();
+    let cal = round_the_clock(&app).await;
+    let sla = create_sla(&app, &acme, svc_id, &cal).await;
+    let retire =
+        "mutation($i: UpdateServiceInput!) { updateService(input: $i) { status version } }";
+    let body = app
+        .gql(
+            &app.admin(),
+            retire,
+            json!({ "i": { "id": svc_id, "version": svc["version"], "status": "RETIRED" } }),
+        )
+        .await;
+    assert_eq!(code(&body), "CONFLICT", "{body}");
+    assert!(message(&body).contains("Gold"), "{body}");
+    // Retire the SLA first; then the service may go.
+    app.ok(
+        &app.admin(),
+        "mutation($i: UpdateSlaInput!) { updateSla(input: $i) { status } }",
+        json!({ "i": { "id": sla["id"], "version": sla["version"], "status": "RETIRED" } }),
+    )
+    .await;
+    let d = app
+        .ok(
+            &app.admin(),
+            retire,
+            json!({ "i": { "id": svc_id, "version": svc["version"], "status": "RETIRED" } }),
+        )
+        .await;
+    assert_eq!(d["updateService"]["status"], "RETIRED");
+}

@@ -709,3 +709,21 @@ pub async fn sla_calendar<C: ConnectionTrait>(db: &C, s: &sla::Model) -> AppResu
         .ok_or_else(|| AppError::not_found("business calendar"))?;
     calendar_of(&row)
 }
+
+/// An agreement for a service that is not retired and not yet ended, if any:
+/// such a service cannot be retired.
+pub async fn open_agreement_for_service<C: ConnectionTrait>(
+    db: &C,
+    service_id: i64,
+) -> AppResult<Option<sla::Model>> {
+    Ok(sla::Entity::find()
+        .filter(sla::Column::ServiceId.eq(service_id))
+        .filter(sla::Column::Status.ne(AgreementStatus::Retired))
+        .filter(
+            Condition::any()
+                .add(sla::Column::ValidTo.is_null())
+                .add(sla::Column::ValidTo.gt(now())),
+        )
+        .one(db)
+        .await?)
+}
