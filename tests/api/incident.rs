@@ -623,3 +623,64 @@ async fn on_postgresql_events_reach_subscribers_of_another_server_process() {
         "another tenant hears nothing"
     );
 }
+
+const AUDIT: &str = "query($t: String!) { auditEvents(filter: { recordType: $t }) { totalCount nodes { action actor changes } } }";
+
+#[tokio::test]
+async fn incident_changes_are_audited_and_bad_input_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let (acme, svc) = acme_with_sla(&app).await;
+    let agent = app.agent();
+    // Bad input: nothing written, no number used up.
+    for (input, f) in [
+        (
+            json!({ "title": "", "impact": 1, "urgency": 1, "customerId": acme }),
+            "title",
+        ),
+        (
+            json!({ "title": "x", "impact": 0, "urgency": 1, "customerId": acme }),
+            "impact",
+        ),
+        (
+            json!({ "title": "x", "impact": 1, "urgency": 4, "customerId": acme }),
+            "urgency",
+        ),
+        (
+            json!({ "title": "x", "impact": 1, "urgency": 1, "customerId": acme, "serviceId": unknown_id("Service") }),
+            "serviceId",
+        ),
+    ] {
+        let body = app.gql(&agent, CREATE, json!({ "i": input })).await;
+        assert_eq!(code(&body), "VALIDATION", "{body}");
+        assert_eq!(field(&body), f, "{body}");
+    }
+    for t in ["Incident", "SlaClock"] {
+        let d = app.ok(&app.admin(), AUDIT, json!({ "t": t })).await;
+        assert_eq!(d["auditEvents"]["totalCount"], 0, "{t}");
+    }
+    let inc = raise(
+        &app,
+        &agent,
+        json!({ "title": "Mail", "impact": 2, "urgency": 2, "customerId": acme, "serviceId": svc }),
+    )
+    .await;
+    assert_eq!(inc["number"], "INC-000001");
+    move_to(&app, inc["id"].as_str().unwrap(), 1, "IN_PROGRESS").await;
+    let d = app
+        .ok(&app.admin(), AUDIT, json!({ "t": "Incident" }))
+        .await;
+    let events = &d["auditEvents"];
+    assert_eq!(events["totalCount"], 2);
+    assert_eq!(events["nodes"][0]["action"], "update");
+    assert_eq!(events["nodes"][0]["actor"], "agent@provider");
+    assert_eq!(
+        events["nodes"][0]["changes"]["state"],
+        json!({ "before": "new", "after": "in_progress" })
+    );
+    assert_eq!(events["nodes"][1]["action"], "create");
+    // Two clocks created, and the respond clock stopped by the move out of NEW.
+    let d = app
+        .ok(&app.admin(), AUDIT, json!({ "t": "SlaClock" }))
+        .await;
+    assert_eq!(d["auditEvents"]["totalCount"], 3);
+}
