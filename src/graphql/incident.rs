@@ -167,7 +167,7 @@ impl Incident {
             .await?
             .unwrap_or_default();
         clocks.sort_by_key(|c| c.kind == enums::ClockKind::Resolve);
-        Ok(clocks.into_iter().map(SlaClock).collect())
+        Ok(clocks.into_iter().map(SlaClock::new).collect())
     }
     /// Work notes and comments, oldest first; requesters see only comments.
     async fn timeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<IncidentNote>> {

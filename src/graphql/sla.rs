@@ -270,7 +270,16 @@ impl From<entity::priority_rule::Model> for PriorityRule {
 }
 
 /// An SLA clock of an incident, read at the moment of the request.
-pub struct SlaClock(pub sla_clock::Model);
+pub struct SlaClock(
+    pub sla_clock::Model,
+    tokio::sync::OnceCell<clock::ClockReading>,
+);
+
+impl SlaClock {
+    pub fn new(model: sla_clock::Model) -> Self {
+        Self(model, tokio::sync::OnceCell::new())
+    }
+}
 
 #[Object]
 impl SlaClock {
@@ -306,7 +315,7 @@ impl SlaClock {
     }
     /// The warning thresholds (percent of the target) this clock has crossed.
     async fn warnings_fired(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<u32>> {
-        Ok(self.reading(ctx).await?.warnings_fired)
+        Ok(self.reading(ctx).await?.warnings_fired.clone())
     }
     /// When the clock went past its target; null if it has not.
     async fn breached_at(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<DateTime<Utc>>> {
@@ -322,8 +331,15 @@ impl SlaClock {
 }
 
 impl SlaClock {
-    /// The clock read through its SLA's calendar (both batched through loaders).
-    async fn reading(&self, ctx: &Context<'_>) -> async_graphql::Result<clock::ClockReading> {
+    /// The clock read through its SLA's calendar (both batched through loaders),
+    /// once per request however many of its fields are asked for.
+    async fn reading(&self, ctx: &Context<'_>) -> async_graphql::Result<&clock::ClockReading> {
+        self.1
+            .get_or_try_init(|| async { self.compute(ctx).await })
+            .await
+    }
+
+    async fn compute(&self, ctx: &Context<'_>) -> async_graphql::Result<clock::ClockReading> {
         let app = ctx.app();
         let agreement = load(&app.loaders.sla, self.0.sla_id)
             .await?
@@ -874,7 +890,7 @@ impl SlaSubscription {
                         kind: e.kind.into(),
                         threshold: e.threshold,
                         at: e.at,
-                        clock: SlaClock(e.clock.clone()),
+                        clock: SlaClock::new(e.clock.clone()),
                         incident: super::incident::Incident(e.incident.clone()),
                     })
                 }
