@@ -1,4 +1,3 @@
 //! Tests for audit (to be written).
 use crate::helpers::*;
-#[allow(unused_imports)]
-use serde_json::json;
+#[allow(unused_imports)] use serde_json::json;

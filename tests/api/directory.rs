@@ -1,4 +1,3 @@
 //! Tests for directory (to be written).
 use crate::helpers::*;
-#[allow(unused_imports)]
-use serde_json::json;
+#[allow(unused_imports)] use serde_json::json;
