@@ -71,6 +71,8 @@ pub struct SlaClockEvent {
 #[derive(Debug, Clone)]
 pub enum DomainEvent {
     ServiceChanged(ServiceChanged),
+    /// An organization was changed (its code, name or active flag); caches drop it.
+    OrganizationChanged(entity::organization::Model),
     IncidentChanged(Box<IncidentChanged>),
     SlaEvent(Box<SlaClockEvent>),
 }

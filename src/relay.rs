@@ -9,7 +9,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use entity::{incident, incident_note, service, sla_clock};
+use entity::{incident, incident_note, organization, service, sla_clock};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, Statement};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -36,6 +36,9 @@ enum Wire {
         changed_fields: Vec<String>,
         note_id: Option<i64>,
     },
+    Organization {
+        id: i64,
+    },
     Sla {
         kind: SlaEventKind,
         threshold: Option<u32>,
@@ -59,6 +62,7 @@ fn to_wire(e: &DomainEvent) -> Wire {
             visible_to: c.visible_to.clone(),
             changed_fields: c.changed_fields.clone(),
         },
+        DomainEvent::OrganizationChanged(o) => Wire::Organization { id: o.id },
         DomainEvent::IncidentChanged(c) => Wire::Incident {
             kind: c.kind,
             id: c.incident.id,
@@ -96,6 +100,10 @@ async fn from_wire(
                     changed_fields,
                 })
             }),
+        Wire::Organization { id } => organization::Entity::find_by_id(id)
+            .one(db)
+            .await?
+            .map(DomainEvent::OrganizationChanged),
         Wire::Incident {
             kind,
             id,

@@ -45,6 +45,15 @@ fn hs(secret: &str, claims: &Value) -> String {
     )
 }
 
+/// A token with good claims, signed by the fixture key `file` (RSA or EC by `alg`).
+fn signed(alg: Algorithm, file: &str, kid: Option<&str>) -> String {
+    let key = match alg {
+        Algorithm::ES256 => ec(&format!("{file}.pem")),
+        _ => rsa(&format!("{file}.pem")),
+    };
+    sign(alg, &key, kid, &claims(3600))
+}
+
 fn rsa(file: &str) -> EncodingKey {
     EncodingKey::from_rsa_pem(&std::fs::read(fixture(file)).unwrap()).unwrap()
 }
@@ -93,12 +102,7 @@ async fn every_bad_token_kind_is_401_unauthenticated() {
         &claims(3600),
     );
     assert_unauthenticated(&app, Some(&hs384), "algorithm not configured").await;
-    let rs = sign(
-        Algorithm::RS256,
-        &rsa("rsa_private.pem"),
-        None,
-        &claims(3600),
-    );
+    let rs = signed(Algorithm::RS256, "rsa_private", None);
     assert_unauthenticated(&app, Some(&rs), "RS256 when only HS256 is configured").await;
 
     // alg "none": an unsigned token must never pass.
@@ -192,21 +196,11 @@ async fn rs256_and_es256_public_keys_from_pem_files() {
     .await;
     assert_accepted(
         &app,
-        &sign(
-            Algorithm::RS256,
-            &rsa("rsa_private.pem"),
-            None,
-            &claims(3600),
-        ),
+        &signed(Algorithm::RS256, "rsa_private", None),
         "RS256",
     )
     .await;
-    let other = sign(
-        Algorithm::RS256,
-        &rsa("rsa2_private.pem"),
-        None,
-        &claims(3600),
-    );
+    let other = signed(Algorithm::RS256, "rsa2_private", None);
     assert_unauthenticated(&app, Some(&other), "RS256 signed by another key").await;
     assert_unauthenticated(
         &app,
@@ -220,12 +214,7 @@ async fn rs256_and_es256_public_keys_from_pem_files() {
         c.auth.public_key_pem_file = Some(fixture("ec_public.pem"));
     })
     .await;
-    assert_accepted(
-        &app,
-        &sign(Algorithm::ES256, &ec("ec_private.pem"), None, &claims(3600)),
-        "ES256",
-    )
-    .await;
+    assert_accepted(&app, &signed(Algorithm::ES256, "ec_private", None), "ES256").await;
 }
 
 #[tokio::test]
@@ -244,12 +233,7 @@ async fn algorithms_are_pinned_by_configuration() {
     .await;
     assert_accepted(
         &app,
-        &sign(
-            Algorithm::RS256,
-            &rsa("rsa_private.pem"),
-            None,
-            &claims(3600),
-        ),
+        &signed(Algorithm::RS256, "rsa_private", None),
         "RS256",
     )
     .await;
@@ -264,40 +248,20 @@ async fn jwks_file_keys_are_looked_up_by_kid() {
     .await;
     assert_accepted(
         &app,
-        &sign(
-            Algorithm::RS256,
-            &rsa("rsa_private.pem"),
-            Some("rsa-1"),
-            &claims(3600),
-        ),
+        &signed(Algorithm::RS256, "rsa_private", Some("rsa-1")),
         "RS256 kid",
     )
     .await;
     assert_accepted(
         &app,
-        &sign(
-            Algorithm::ES256,
-            &ec("ec_private.pem"),
-            Some("ec-1"),
-            &claims(3600),
-        ),
+        &signed(Algorithm::ES256, "ec_private", Some("ec-1")),
         "ES256 kid",
     )
     .await;
-    let unknown = sign(
-        Algorithm::RS256,
-        &rsa("rsa_private.pem"),
-        Some("nope"),
-        &claims(3600),
-    );
+    let unknown = signed(Algorithm::RS256, "rsa_private", Some("nope"));
     assert_unauthenticated(&app, Some(&unknown), "unknown kid").await;
     // A key id naming an EC key cannot verify an RSA signature.
-    let mismatched = sign(
-        Algorithm::RS256,
-        &rsa("rsa_private.pem"),
-        Some("ec-1"),
-        &claims(3600),
-    );
+    let mismatched = signed(Algorithm::RS256, "rsa_private", Some("ec-1"));
     assert_unauthenticated(&app, Some(&mismatched), "kid of another key type").await;
 }
 
@@ -341,12 +305,7 @@ async fn jwks_url_refreshes_on_unknown_kid_at_most_once_per_interval() {
     );
     assert_accepted(
         &app,
-        &sign(
-            Algorithm::RS256,
-            &rsa("rsa_private.pem"),
-            Some("rsa-1"),
-            &claims(3600),
-        ),
+        &signed(Algorithm::RS256, "rsa_private", Some("rsa-1")),
         "known kid",
     )
     .await;
@@ -358,12 +317,7 @@ async fn jwks_url_refreshes_on_unknown_kid_at_most_once_per_interval() {
 
     // The identity provider rotates to a new key.
     *doc.lock().unwrap() = std::fs::read_to_string(fixture("jwks_rotated.json")).unwrap();
-    let rotated = sign(
-        Algorithm::RS256,
-        &rsa("rsa2_private.pem"),
-        Some("rsa-2"),
-        &claims(3600),
-    );
+    let rotated = signed(Algorithm::RS256, "rsa2_private", Some("rsa-2"));
     // Within the interval since start-up, unknown kids do not trigger fetches.
     for _ in 0..5 {
         assert_unauthenticated(
@@ -382,12 +336,7 @@ async fn jwks_url_refreshes_on_unknown_kid_at_most_once_per_interval() {
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_accepted(&app, &rotated, "rotated key after the interval").await;
     assert_eq!(fetches.load(Ordering::SeqCst), 2, "exactly one refetch");
-    let garbage = sign(
-        Algorithm::RS256,
-        &rsa("rsa2_private.pem"),
-        Some("garbage"),
-        &claims(3600),
-    );
+    let garbage = signed(Algorithm::RS256, "rsa2_private", Some("garbage"));
     for _ in 0..5 {
         assert_unauthenticated(&app, Some(&garbage), "unknown kid").await;
     }
@@ -434,4 +383,20 @@ async fn websocket_with_a_bad_token_closes_4403_and_a_silent_one_4408() {
 
     let mut ws = app.ws("graphql-transport-ws").await;
     ws.init(&app.admin()).await;
+}
+
+#[tokio::test]
+async fn a_deactivated_organizations_tokens_stop_working() {
+    let app = TestApp::spawn().await;
+    let acme = app.customer("acme").await;
+    let requester = app.token("jane", "acme", &["requester"]);
+    assert_accepted(&app, &requester, "active organization").await;
+    app.ok(
+        &app.admin(),
+        "mutation($i: UpdateOrganizationInput!) { updateOrganization(input: $i) { active } }",
+        json!({ "i": { "id": acme, "version": 1, "active": false } }),
+    )
+    .await;
+    // The server that made the change forgets its cached tenant at once.
+    assert_unauthenticated(&app, Some(&requester), "deactivated organization").await;
 }

@@ -29,6 +29,7 @@ pub struct TestApp {
     /// The admin token of development mode (no key configured).
     pub dev_token: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -91,7 +92,7 @@ impl TestApp {
         let addr = app.local_addr();
         let dev_token = app.dev_admin_token.clone();
         let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(app.run_until(async move {
+        let server = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
         Self {
@@ -101,8 +102,17 @@ impl TestApp {
             database_url,
             dev_token,
             shutdown: Some(tx),
+            server: Some(server),
             _dir: dir,
         }
+    }
+
+    /// Starts a graceful shutdown; the returned handle ends when the server has stopped.
+    pub fn begin_shutdown(&mut self) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.server.take().expect("server running")
     }
 
     /// An HS256 token for `subject` in organization `tenant` with `roles`.

@@ -107,30 +107,17 @@ async fn malformed_requests_get_a_validation_code() {
         assert_eq!(code(&body), "VALIDATION", "{raw}: {body}");
     }
     // Syntax errors and wrong argument types come back as GraphQL errors with a code.
-    let body = app
-        .gql(
-            &app.admin(),
-            "{ services(first: ) { totalCount } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(code(&body), "VALIDATION", "{body}");
-    let body = app
-        .gql(
-            &app.admin(),
-            "{ services(first: \"ten\") { totalCount } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(code(&body), "VALIDATION", "{body}");
-    let body = app
-        .gql(
-            &app.admin(),
+    for (query, variables) in [
+        ("{ services(first: ) { totalCount } }", json!({})),
+        ("{ services(first: \"ten\") { totalCount } }", json!({})),
+        (
             "query($n: Int) { services(first: $n) { totalCount } }",
             json!({ "n": "many" }),
-        )
-        .await;
-    assert_eq!(code(&body), "VALIDATION", "{body}");
+        ),
+    ] {
+        let body = app.gql(&app.admin(), query, variables).await;
+        assert_eq!(code(&body), "VALIDATION", "{query}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -181,3 +181,66 @@ fn the_example_configuration_file_is_valid_and_states_the_defaults() {
         defaults.auth.jwks_refresh_interval
     );
 }
+
+/// A mutation that is waiting on the database when shutdown begins still
+/// completes and is answered; new connections are refused afterwards.
+#[tokio::test]
+async fn graceful_shutdown_lets_in_flight_requests_finish() {
+    use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+    let mut app = TestApp::spawn().await;
+    // Hold a lock that makes the next service insert wait.
+    let db = Database::connect(&app.database_url).await.unwrap();
+    let txn = db.begin().await.unwrap();
+    if is_postgres() {
+        txn.execute_unprepared("LOCK TABLE services IN EXCLUSIVE MODE")
+            .await
+            .unwrap();
+    } else {
+        txn.execute_unprepared("INSERT INTO organizations (code, name, name_key, kind, active, version, created_at, updated_at) VALUES ('lock', 'Lock', 'lock', 'customer', true, 1, '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')").await.unwrap();
+    }
+    let (client, base, token) = (app.client.clone(), app.base.clone(), app.admin());
+    let in_flight = tokio::spawn(async move {
+        client
+            .post(format!("{base}/graphql"))
+            .bearer_auth(token)
+            .json(&json!({ "query": "mutation { createService(input: {name: \"Finishes\"}) { name } }" }))
+            .send()
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!in_flight.is_finished(), "the mutation waits on the lock");
+    let stopped = app.begin_shutdown();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !stopped.is_finished(),
+        "the server waits for the in-flight request"
+    );
+    txn.rollback().await.unwrap();
+
+    let resp = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request is answered");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["data"]["createService"]["name"], "Finishes", "{body}");
+    stopped.await.unwrap().unwrap();
+    let after = reqwest::Client::new()
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await;
+    assert!(after.is_err(), "no new connections after shutdown");
+    let count = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM services",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        count.try_get::<i64>("", "n").unwrap(),
+        1,
+        "the acknowledged write is stored"
+    );
+}
