@@ -143,6 +143,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub tenants: Arc<TenantDirectory>,
     pub events: EventBus,
+    /// This process's id in relayed events; set on PostgreSQL only.
+    pub relay_origin: Option<String>,
 }
 
 impl AppState {
@@ -181,7 +183,13 @@ impl Application {
         crate::domain::cmdb::ensure_standard_classes(&database, provider_id)
             .await
             .map_err(|e| format!("cannot create the standard CI classes: {}", e.message()))?;
-        let events = EventBus::default();
+        let origin = uuid::Uuid::new_v4().to_string();
+        let on_postgres = database.get_database_backend() == sea_orm::DbBackend::Postgres;
+        let mut events = EventBus::default();
+        if on_postgres {
+            events =
+                events.with_relay(crate::relay::start_sender(database.clone(), origin.clone()));
+        }
         let store = Store {
             db: database.clone(),
             events: events.clone(),
@@ -214,6 +222,7 @@ impl Application {
                 loaders: Loaders::new(&database),
                 store,
                 max_page_size: config.graphql.max_page_size,
+                sla: config.sla.clone(),
             },
         );
         let listener = TcpListener::bind(config.listen)
@@ -228,6 +237,7 @@ impl Application {
             auth: Arc::new(auth),
             tenants,
             events,
+            relay_origin: on_postgres.then_some(origin),
         };
         Ok(Self {
             listener,
@@ -250,6 +260,27 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let grace = self.state.config.http.shutdown_grace;
+        let sla = &self.state.config.sla;
+        // Ends with the server: dropping the guard aborts the worker task.
+        let _worker = sla.worker_enabled.then(|| {
+            AbortOnDrop(tokio::spawn(crate::domain::sla::worker::run(
+                Store {
+                    db: self.state.db.clone(),
+                    events: self.state.events.clone(),
+                },
+                sla.warning_thresholds.clone(),
+                sla.worker_interval,
+            )))
+        });
+        // Other processes' events, on PostgreSQL.
+        let _listener = self.state.relay_origin.clone().map(|origin| {
+            AbortOnDrop(tokio::spawn(crate::relay::listen(
+                self.state.config.database_url(),
+                self.state.db.clone(),
+                self.state.events.clone(),
+                origin,
+            )))
+        });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
             shutdown.await;
@@ -264,6 +295,14 @@ impl Application {
                 Ok(())
             }
         }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

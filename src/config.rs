@@ -24,6 +24,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub cors: CorsConfig,
     pub provider: ProviderConfig,
+    pub sla: SlaConfig,
     pub dev: DevConfig,
 }
 
@@ -132,6 +133,18 @@ pub struct ProviderConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct SlaConfig {
+    /// Percentages of a clock's target at which it counts as warned, ascending (1-99).
+    pub warning_thresholds: Vec<u32>,
+    /// Run the background worker that fires warning and breach events.
+    pub worker_enabled: bool,
+    /// How often the worker looks at the running clocks.
+    #[serde(with = "humantime_serde")]
+    pub worker_interval: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DevConfig {
     /// In development mode (no key configured), load the demo data into an empty database.
     pub seed_demo: bool,
@@ -149,6 +162,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             cors: CorsConfig::default(),
             provider: ProviderConfig::default(),
+            sla: SlaConfig::default(),
             dev: DevConfig::default(),
         }
     }
@@ -223,6 +237,16 @@ impl Default for ProviderConfig {
     }
 }
 
+impl Default for SlaConfig {
+    fn default() -> Self {
+        Self {
+            warning_thresholds: vec![75, 90],
+            worker_enabled: true,
+            worker_interval: Duration::from_secs(15),
+        }
+    }
+}
+
 impl Default for DevConfig {
     fn default() -> Self {
         Self { seed_demo: true }
@@ -289,6 +313,15 @@ impl Config {
         }
         if self.graphql.max_page_size == 0 || self.graphql.max_batch == 0 {
             return Err("graphql.max_page_size and graphql.max_batch must be at least 1".into());
+        }
+        let t = &self.sla.warning_thresholds;
+        if t.iter().any(|v| !(1..=99).contains(v)) || t.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(
+                "sla.warning_thresholds must be ascending percentages between 1 and 99".into(),
+            );
+        }
+        if self.sla.worker_interval.is_zero() {
+            return Err("sla.worker_interval must be above zero".into());
         }
         if self.database.max_connections == 0 {
             return Err("database.max_connections must be at least 1".into());

@@ -9,5 +9,6 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod graphql;
+pub mod relay;
 pub mod seed;
 pub mod telemetry;

@@ -193,8 +193,9 @@ pub async fn seed_demo_if_empty(store: &Store, provider_id: i64) -> AppResult<bo
         catalogue::subscribe(store, &p, service_ids[service_index], customer).await?;
     }
     seed_cmdb(store, &p, &service_ids).await?;
+    seed_service_levels(store, &p, acme, &service_ids, desk).await?;
     tracing::info!(
-        "loaded the demo data: 3 customers, 4 support groups, 5 users, 5 services, 10 configuration items"
+        "loaded the demo data: 3 customers, 4 support groups, 5 users, 5 services, 10 configuration items, 2 calendars, 2 SLAs, 2 incidents"
     );
     Ok(true)
 }
@@ -323,6 +324,145 @@ async fn seed_cmdb(
         if let Some(ci_id) = ci(external_id) {
             cmdb::link_service_ci(store, p, service_ids[service_index], ci_id).await?;
         }
+    }
+    Ok(())
+}
+
+/// Two calendars, Acme's SLAs for Corporate Email (24x7) and VPN Access (office
+/// hours in Berlin), and two incidents with running clocks.
+async fn seed_service_levels(
+    store: &Store,
+    p: &crate::auth::Principal,
+    acme: i64,
+    services: &[i64],
+    desk: i64,
+) -> AppResult<()> {
+    use crate::domain::{
+        incident::{self, NewIncident},
+        sla::{self, HolidaySpec, NewCalendar, NewSla, TargetInput, WindowSpec},
+    };
+    use entity::enums::Priority;
+    let window = |day: &str, start: &str, end: &str| WindowSpec {
+        weekday: day.into(),
+        start: start.into(),
+        end: end.into(),
+        ends_next_day: false,
+    };
+    let always = sla::create_calendar(
+        store,
+        p,
+        NewCalendar {
+            organization_id: None,
+            name: "24x7".into(),
+            time_zone: "UTC".into(),
+            windows: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                .iter()
+                .map(|d| window(d, "00:00", "24:00"))
+                .collect(),
+            holidays: Vec::new(),
+        },
+    )
+    .await?;
+    let date = |m: u32, d: u32| chrono::NaiveDate::from_ymd_opt(2026, m, d).unwrap_or_default();
+    let office = sla::create_calendar(
+        store,
+        p,
+        NewCalendar {
+            organization_id: None,
+            name: "Berlin office hours".into(),
+            time_zone: "Europe/Berlin".into(),
+            windows: ["mon", "tue", "wed", "thu", "fri"]
+                .iter()
+                .map(|d| window(d, "08:00", "18:00"))
+                .collect(),
+            holidays: vec![
+                HolidaySpec {
+                    date: date(1, 1),
+                    yearly: true,
+                    name: Some("New Year's Day".into()),
+                },
+                HolidaySpec {
+                    date: date(12, 25),
+                    yearly: true,
+                    name: Some("Christmas Day".into()),
+                },
+                HolidaySpec {
+                    date: date(12, 26),
+                    yearly: true,
+                    name: Some("Boxing Day".into()),
+                },
+            ],
+        },
+    )
+    .await?;
+    let targets = |scale: i64| {
+        [
+            (Priority::P1, 30, 240),
+            (Priority::P2, 60, 480),
+            (Priority::P3, 240, 1440),
+            (Priority::P4, 480, 2880),
+        ]
+        .into_iter()
+        .map(|(priority, respond, resolve)| TargetInput {
+            priority,
+            respond_minutes: respond * scale,
+            resolve_minutes: resolve * scale,
+        })
+        .collect()
+    };
+    let from = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_default();
+    for (name, service, calendar, scale, availability) in [
+        ("Acme Email Gold", services[0], always.id, 1, 99.9),
+        ("Acme VPN Silver", services[1], office.id, 2, 99.5),
+    ] {
+        sla::create_sla(
+            store,
+            p,
+            NewSla {
+                name: name.into(),
+                kind: None,
+                status: None,
+                customer_id: acme,
+                service_id: service,
+                calendar_id: calendar,
+                valid_from: from,
+                valid_to: None,
+                targets: targets(scale),
+                availability_target: availability,
+            },
+        )
+        .await?;
+    }
+    for (title, service, impact, urgency, group) in [
+        (
+            "Outlook cannot connect to the mail server",
+            services[0],
+            2,
+            1,
+            Some(desk),
+        ),
+        ("VPN disconnects every few minutes", services[1], 2, 2, None),
+    ] {
+        incident::create_incident(
+            store,
+            p,
+            NewIncident {
+                customer_id: Some(acme),
+                title: title.into(),
+                description: None,
+                impact,
+                urgency,
+                major: None,
+                service_id: Some(service),
+                assignment_group_id: group,
+                assignee_id: None,
+                source: None,
+                category: None,
+            },
+        )
+        .await?;
     }
     Ok(())
 }

@@ -109,3 +109,122 @@ pub enum RelationshipKind {
     #[sea_orm(string_value = "contains")]
     Contains,
 }
+
+/// A service level agreement with a customer, or an operational level
+/// agreement between internal groups: the same record, told apart by kind.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum AgreementKind {
+    #[sea_orm(string_value = "sla")]
+    Sla,
+    #[sea_orm(string_value = "ola")]
+    Ola,
+}
+
+/// Whether an agreement is being drafted, in force, or withdrawn.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum AgreementStatus {
+    #[sea_orm(string_value = "draft")]
+    Draft,
+    #[sea_orm(string_value = "active")]
+    Active,
+    #[sea_orm(string_value = "retired")]
+    Retired,
+}
+
+/// Incident priority; P1 is the highest.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    #[sea_orm(string_value = "p1")]
+    P1,
+    #[sea_orm(string_value = "p2")]
+    P2,
+    #[sea_orm(string_value = "p3")]
+    P3,
+    #[sea_orm(string_value = "p4")]
+    P4,
+}
+
+/// Where an incident is in its lifecycle (ISO/IEC 20000-1 8.6.1).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentState {
+    #[sea_orm(string_value = "new")]
+    New,
+    #[sea_orm(string_value = "assigned")]
+    Assigned,
+    #[sea_orm(string_value = "in_progress")]
+    InProgress,
+    #[sea_orm(string_value = "on_hold")]
+    OnHold,
+    #[sea_orm(string_value = "resolved")]
+    Resolved,
+    #[sea_orm(string_value = "closed")]
+    Closed,
+}
+
+/// How an incident was raised.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentSource {
+    #[sea_orm(string_value = "portal")]
+    Portal,
+    #[sea_orm(string_value = "agent")]
+    Agent,
+    #[sea_orm(string_value = "monitoring")]
+    Monitoring,
+}
+
+/// An entry of an incident's timeline: internal work note or customer-visible comment.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum NoteKind {
+    #[sea_orm(string_value = "work_note")]
+    WorkNote,
+    #[sea_orm(string_value = "comment")]
+    Comment,
+}
+
+/// Which target an SLA clock measures.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum ClockKind {
+    #[sea_orm(string_value = "respond")]
+    Respond,
+    #[sea_orm(string_value = "resolve")]
+    Resolve,
+}

@@ -185,6 +185,18 @@ pub async fn record_many<C: ConnectionTrait, M: Audited>(
     }
     Ok(())
 }
+audited!(entity::business_calendar::Model, "BusinessCalendar", |m| {
+    Some(m.organization_id)
+});
+audited!(entity::sla::Model, "Sla", |m| Some(m.customer_id));
+audited!(entity::priority_rule::Model, "PriorityRule", |_m| None);
+audited!(entity::incident::Model, "Incident", |m| Some(m.customer_id));
+audited!(entity::incident_note::Model, "IncidentNote", |m| Some(
+    m.customer_id
+));
+audited!(entity::sla_clock::Model, "SlaClock", |m| Some(
+    m.customer_id
+));
 
 /// Inserts a record and writes its `create` audit event.
 pub async fn insert<C, A>(

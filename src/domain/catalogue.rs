@@ -327,7 +327,13 @@ pub async fn update_service(
     .await?;
     let retiring =
         before.status != LifecycleStatus::Retired && next.status == LifecycleStatus::Retired;
-    // Rules from processes that land later (e.g. open SLAs refuse retirement) hook in here.
+    // Rules from processes that land later hook in here.
+    if retiring && let Some(open) = super::sla::open_agreement_for_service(&txn, before.id).await? {
+        return Err(AppError::Conflict(format!(
+            "the service has an open agreement ({:?}); retire or end it before retiring the service",
+            open.name
+        )));
+    }
     let updated = save_versioned(&txn, p, &before, next).await.map_err(|e| {
         conflict_on_unique(
             e,

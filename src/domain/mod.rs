@@ -5,6 +5,8 @@ pub mod audit;
 pub mod catalogue;
 pub mod cmdb;
 pub mod directory;
+pub mod incident;
+pub mod sla;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{DatabaseConnection, DbErr, SqlErr};
@@ -130,7 +132,12 @@ versioned!(
     entity::service::Model,
     entity::service_offering::Model,
     entity::ci_class::Model,
-    entity::configuration_item::Model
+    entity::configuration_item::Model,
+    entity::business_calendar::Model,
+    entity::sla::Model,
+    entity::priority_rule::Model,
+    entity::incident::Model,
+    entity::sla_clock::Model
 );
 
 type ActiveOf<M> = <<M as sea_orm::ModelTrait>::Entity as sea_orm::EntityTrait>::ActiveModel;

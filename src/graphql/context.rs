@@ -19,6 +19,7 @@ pub struct SchemaData {
     pub store: Store,
     pub loaders: Loaders,
     pub max_page_size: usize,
+    pub sla: crate::config::SlaConfig,
 }
 
 pub trait ContextExt {

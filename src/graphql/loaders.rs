@@ -121,6 +121,10 @@ pub struct Loaders {
     pub relationships_by_target: DataLoader<ByColumn<entity::ci_relationship::Entity>>,
     pub service_links_by_ci: DataLoader<ByColumn<entity::service_configuration_item::Entity>>,
     pub service_links_by_service: DataLoader<ByColumn<entity::service_configuration_item::Entity>>,
+    pub calendar: DataLoader<ById<entity::business_calendar::Entity>>,
+    pub sla: DataLoader<ById<entity::sla::Entity>>,
+    pub clocks_by_incident: DataLoader<ByColumn<entity::sla_clock::Entity>>,
+    pub notes_by_incident: DataLoader<ByColumn<entity::incident_note::Entity>>,
 }
 
 impl Loaders {
@@ -154,6 +158,10 @@ impl Loaders {
                 db,
                 entity::service_configuration_item::Column::ServiceId,
             ),
+            calendar: ById::loader(db),
+            sla: ById::loader(db),
+            clocks_by_incident: ByColumn::loader(db, entity::sla_clock::Column::IncidentId),
+            notes_by_incident: ByColumn::loader(db, entity::incident_note::Column::IncidentId),
         }
     }
 }

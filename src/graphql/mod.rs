@@ -7,9 +7,11 @@ pub mod cmdb;
 pub mod context;
 pub mod directory;
 pub mod ids;
+pub mod incident;
 pub mod loaders;
 pub mod node;
 pub mod pagination;
+pub mod sla;
 
 use std::sync::Arc;
 
@@ -23,6 +25,9 @@ pub struct Query(
     directory::DirectoryQuery,
     catalogue::CatalogueQuery,
     cmdb::CmdbQuery,
+    sla::SlaQuery,
+    sla::SlaReportQuery,
+    incident::IncidentQuery,
     audit::AuditQuery,
 );
 
@@ -31,10 +36,17 @@ pub struct Mutation(
     directory::DirectoryMutation,
     catalogue::CatalogueMutation,
     cmdb::CmdbMutation,
+    sla::SlaMutation,
+    incident::IncidentMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(catalogue::CatalogueSubscription, cmdb::CmdbSubscription);
+pub struct Subscription(
+    catalogue::CatalogueSubscription,
+    cmdb::CmdbSubscription,
+    incident::IncidentSubscription,
+    sla::SlaSubscription,
+);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 

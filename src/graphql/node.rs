@@ -10,9 +10,11 @@ use super::{
     context::ContextExt,
     directory::{Organization, SupportGroup, User},
     ids,
+    incident::Incident,
+    sla::{BusinessCalendar, Sla},
 };
 use crate::{
-    domain::{catalogue, cmdb, directory},
+    domain::{catalogue, cmdb, directory, incident, sla},
     error::{AppError, AppResult},
 };
 
@@ -28,6 +30,9 @@ pub enum Node {
     ConfigurationItemClass(ConfigurationItemClass),
     ConfigurationItem(ConfigurationItem),
     CiRelationship(CiRelationship),
+    BusinessCalendar(BusinessCalendar),
+    Sla(Sla),
+    Incident(Incident),
 }
 
 /// Any record by global ID, or `NOT_FOUND` when it is missing or not visible to the caller.
@@ -57,6 +62,11 @@ pub async fn resolve(ctx: &Context<'_>, id: &ID) -> AppResult<Node> {
         "CiRelationship" => {
             Node::CiRelationship(CiRelationship(cmdb::find_relationship(db, p, n).await?))
         }
+        "BusinessCalendar" => {
+            Node::BusinessCalendar(BusinessCalendar(sla::find_calendar(db, p, n).await?))
+        }
+        "Sla" => Node::Sla(Sla(sla::find_sla(db, p, n).await?)),
+        "Incident" => Node::Incident(Incident(incident::find_incident(db, p, n).await?)),
         "AuditEvent" => Node::AuditEvent(AuditEvent(super::audit::find_event(ctx, n).await?)),
         _ => return Err(AppError::not_found("record")),
     })

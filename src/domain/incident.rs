@@ -1,0 +1,639 @@
+//! Incident management (ISO/IEC 20000-1 8.6.1): raising incidents with a
+//! per-customer number and a priority from the matrix, the state machine,
+//! assignment, the timeline of work notes and comments, and driving the SLA
+//! clocks attached at creation.
+
+use chrono::{DateTime, Utc};
+use entity::{
+    enums::{ClockKind, IncidentSource, IncidentState, NoteKind},
+    incident, incident_note, organization, sla, sla_clock, support_group, user,
+};
+use sea_orm::{
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QuerySelect, Set, Statement,
+};
+
+use super::{
+    Store, audit, catalogue, check_version, clean_name, clean_text, now, save_versioned,
+    sla::{self as sla_domain, calendar::Calendar, clock},
+};
+use crate::{
+    auth::Principal,
+    db::begin_write,
+    error::{AppError, AppResult},
+    events::{DomainEvent, IncidentChangeKind, IncidentChanged, SlaClockEvent, SlaEventKind},
+};
+
+pub fn state_name(s: IncidentState) -> &'static str {
+    match s {
+        IncidentState::New => "NEW",
+        IncidentState::Assigned => "ASSIGNED",
+        IncidentState::InProgress => "IN_PROGRESS",
+        IncidentState::OnHold => "ON_HOLD",
+        IncidentState::Resolved => "RESOLVED",
+        IncidentState::Closed => "CLOSED",
+    }
+}
+
+/// The states an incident may move to from `from`. Resolved -> in progress is a reopening.
+pub fn allowed_transitions(from: IncidentState) -> &'static [IncidentState] {
+    use IncidentState::*;
+    match from {
+        New => &[Assigned, InProgress, Resolved],
+        Assigned => &[InProgress, OnHold, Resolved],
+        InProgress => &[Assigned, OnHold, Resolved],
+        OnHold => &[InProgress, Resolved],
+        Resolved => &[InProgress, Closed],
+        Closed => &[],
+    }
+}
+
+pub fn check_transition(from: IncidentState, to: IncidentState) -> AppResult<()> {
+    let allowed = allowed_transitions(from);
+    if allowed.contains(&to) {
+        return Ok(());
+    }
+    let names: Vec<&str> = allowed.iter().map(|s| state_name(*s)).collect();
+    Err(AppError::invalid_field(
+        "state",
+        format!(
+            "an incident cannot move from {} to {}; allowed from {}: {}",
+            state_name(from),
+            state_name(to),
+            state_name(from),
+            if names.is_empty() {
+                "none (CLOSED is final)".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ),
+    ))
+}
+
+/// An incident whose customer the caller may see, or `NOT_FOUND` (another
+/// tenant's incident looks exactly like a missing one).
+pub async fn find_incident<C: ConnectionTrait>(
+    db: &C,
+    p: &Principal,
+    id: i64,
+) -> AppResult<incident::Model> {
+    match incident::Entity::find_by_id(id).one(db).await? {
+        Some(i) if p.can_see(i.customer_id) => Ok(i),
+        _ => Err(AppError::not_found("incident")),
+    }
+}
+
+/// Hands out the next number of a customer, in the caller's transaction: the
+/// counter row is locked by the upsert until commit, so concurrent creations queue.
+async fn next_number<C: ConnectionTrait>(db: &C, customer_id: i64) -> AppResult<String> {
+    let backend = db.get_database_backend();
+    let placeholder = if backend == DbBackend::Postgres {
+        "$1"
+    } else {
+        "?"
+    };
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "INSERT INTO incident_counters (organization_id, last_value) VALUES ({placeholder}, 1) \
+                 ON CONFLICT (organization_id) DO UPDATE SET last_value = incident_counters.last_value + 1 \
+                 RETURNING last_value"
+            ),
+            [customer_id.into()],
+        ))
+        .await?
+        .ok_or_else(|| AppError::internal(std::io::Error::other("counter upsert returned no row")))?;
+    let n: i64 = row.try_get("", "last_value")?;
+    Ok(format!("INC-{n:06}"))
+}
+
+async fn check_assignment<C: ConnectionTrait>(
+    db: &C,
+    p: &Principal,
+    group: Option<i64>,
+    assignee: Option<i64>,
+) -> AppResult<()> {
+    if let Some(g) = group {
+        match support_group::Entity::find_by_id(g).one(db).await? {
+            Some(g) if p.can_see(g.organization_id) => {}
+            _ => {
+                return Err(AppError::invalid_field(
+                    "assignmentGroupId",
+                    "support group not found",
+                ));
+            }
+        }
+    }
+    if let Some(u) = assignee {
+        match user::Entity::find_by_id(u).one(db).await? {
+            Some(u) if p.can_see(u.organization_id) && u.active => {}
+            _ => return Err(AppError::invalid_field("assigneeId", "user not found")),
+        }
+    }
+    Ok(())
+}
+
+pub struct NewIncident {
+    pub customer_id: Option<i64>,
+    pub title: String,
+    pub description: Option<String>,
+    pub impact: i32,
+    pub urgency: i32,
+    pub major: Option<bool>,
+    pub service_id: Option<i64>,
+    pub assignment_group_id: Option<i64>,
+    pub assignee_id: Option<i64>,
+    pub source: Option<IncidentSource>,
+    pub category: Option<String>,
+}
+
+/// Raises an incident. Requesters raise them for their own organization from
+/// the portal; staff for any customer they serve. The SLA in force for the
+/// customer and service is attached and its clocks start.
+pub async fn create_incident(
+    store: &Store,
+    p: &Principal,
+    input: NewIncident,
+) -> AppResult<(incident::Model, Vec<sla_clock::Model>)> {
+    let customer_id = input.customer_id.unwrap_or(p.organization_id);
+    if !p.can_see(customer_id) {
+        return Err(AppError::invalid_field(
+            "customerId",
+            "organization not found",
+        ));
+    }
+    let staff = p.is_staff();
+    if !staff {
+        if input.assignment_group_id.is_some() || input.assignee_id.is_some() {
+            return Err(AppError::Forbidden("only agents assign incidents".into()));
+        }
+        if input.major == Some(true) {
+            return Err(AppError::Forbidden(
+                "only agents declare a major incident".into(),
+            ));
+        }
+    }
+    let (title, _) = clean_name("title", &input.title, 200)?;
+    let description = clean_text("description", input.description, 20_000)?;
+    let category = clean_text("category", input.category, 100)?;
+    sla_domain::check_level("impact", input.impact)?;
+    sla_domain::check_level("urgency", input.urgency)?;
+    let source = if staff {
+        input.source.unwrap_or(IncidentSource::Agent)
+    } else {
+        IncidentSource::Portal
+    };
+
+    let txn = begin_write(&store.db).await?;
+    organization::Entity::find_by_id(customer_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::invalid_field("customerId", "organization not found"))?;
+    if let Some(s) = input.service_id {
+        catalogue::find_service(&txn, p, s)
+            .await
+            .map_err(|_| AppError::invalid_field("serviceId", "service not found"))?;
+    }
+    check_assignment(&txn, p, input.assignment_group_id, input.assignee_id).await?;
+    let priority = sla_domain::priority_for(&txn, input.impact, input.urgency).await?;
+    let at = now();
+    let agreement = match input.service_id {
+        Some(s) => sla_domain::matching_sla(&txn, customer_id, s, at).await?,
+        None => None,
+    };
+    let reporter_id = user::Entity::find()
+        .filter(user::Column::Subject.eq(&p.subject))
+        .one(&txn)
+        .await?
+        .map(|u| u.id);
+    let assigned = input.assignment_group_id.is_some() || input.assignee_id.is_some();
+    let number = next_number(&txn, customer_id).await?;
+    let created = audit::insert(
+        &txn,
+        p,
+        incident::ActiveModel {
+            id: NotSet,
+            customer_id: Set(customer_id),
+            number: Set(number),
+            title: Set(title),
+            description: Set(description),
+            impact: Set(input.impact),
+            urgency: Set(input.urgency),
+            priority: Set(priority),
+            major: Set(input.major.unwrap_or(false)),
+            state: Set(if assigned {
+                IncidentState::Assigned
+            } else {
+                IncidentState::New
+            }),
+            source: Set(source),
+            category: Set(category),
+            reporter_subject: Set(p.subject.clone()),
+            reporter_id: Set(reporter_id),
+            service_id: Set(input.service_id),
+            assignment_group_id: Set(input.assignment_group_id),
+            assignee_id: Set(input.assignee_id),
+            resolution_code: Set(None),
+            resolution_notes: Set(None),
+            sla_id: Set(agreement.as_ref().map(|s| s.id)),
+            resolved_at: Set(None),
+            closed_at: Set(None),
+            version: Set(1),
+            created_at: Set(at),
+            updated_at: Set(at),
+        },
+    )
+    .await?;
+    let mut clocks = Vec::new();
+    if let Some(agreement) = &agreement {
+        let cal = sla_domain::sla_calendar(&txn, agreement).await?;
+        for kind in [ClockKind::Respond, ClockKind::Resolve] {
+            let mut c = sla_clock::Model {
+                id: 0,
+                incident_id: created.id,
+                customer_id,
+                sla_id: agreement.id,
+                kind,
+                target_seconds: sla_domain::target_of(agreement, priority, kind),
+                started_at: at,
+                pauses: serde_json::json!([]),
+                paused_since: None,
+                stopped_at: None,
+                due_at: None,
+                met: None,
+                business_seconds: None,
+                warning_fired: 0,
+                breach_fired_at: None,
+                version: 1,
+                created_at: at,
+                updated_at: at,
+            };
+            clock::refresh(&cal, &mut c)?;
+            if kind == ClockKind::Respond && assigned {
+                clock::stop(&cal, &mut c, at)?;
+            }
+            let mut active: sla_clock::ActiveModel = c.into();
+            active.id = NotSet;
+            clocks.push(audit::insert(&txn, p, active).await?);
+        }
+    }
+    txn.commit().await?;
+    let met: Vec<_> = clocks
+        .iter()
+        .filter(|c| c.met == Some(true))
+        .cloned()
+        .collect();
+    store
+        .events
+        .publish(DomainEvent::IncidentChanged(Box::new(IncidentChanged {
+            kind: IncidentChangeKind::Created,
+            incident: created.clone(),
+            changed_fields: Vec::new(),
+            note: None,
+        })));
+    publish_met(store, &created, met, at);
+    Ok((created, clocks))
+}
+
+/// What happened to an incident, for its clocks.
+#[derive(Default)]
+struct ClockCause {
+    responded: bool,
+}
+
+/// Moves an incident's clocks along with a change from `before` to `after`.
+async fn drive_clocks<C: ConnectionTrait>(
+    db: &C,
+    p: &Principal,
+    before: &incident::Model,
+    after: &incident::Model,
+    cause: ClockCause,
+    at: DateTime<Utc>,
+) -> AppResult<Vec<sla_clock::Model>> {
+    let mut met = Vec::new();
+    let mut q = sla_clock::Entity::find().filter(sla_clock::Column::IncidentId.eq(after.id));
+    if db.get_database_backend() == DbBackend::Postgres {
+        // Locks the rows against the worker's claims, so a save here never
+        // writes back a stale warning or breach marker (SQLite's write
+        // transaction already excludes other writers).
+        q = q.lock_exclusive();
+    }
+    let clocks = q.all(db).await?;
+    let Some(first) = clocks.first() else {
+        return Ok(met);
+    };
+    let Some(agreement) = sla::Entity::find_by_id(first.sla_id).one(db).await? else {
+        return Ok(met);
+    };
+    let cal: Calendar = sla_domain::sla_calendar(db, &agreement).await?;
+    use IncidentState::*;
+    let state_changed = before.state != after.state;
+    for c in clocks {
+        let mut next = c.clone();
+        if before.priority != after.priority {
+            clock::retarget(
+                &cal,
+                &mut next,
+                sla_domain::target_of(&agreement, after.priority, c.kind),
+            )?;
+        }
+        if state_changed && before.state == OnHold {
+            clock::resume(&cal, &mut next, at)?;
+        }
+        let responded = cause.responded
+            || (state_changed && matches!(after.state, Assigned | InProgress | Resolved));
+        match c.kind {
+            ClockKind::Respond if responded => {
+                clock::stop(&cal, &mut next, at)?;
+            }
+            ClockKind::Resolve if state_changed && after.state == Resolved => {
+                clock::stop(&cal, &mut next, at)?;
+            }
+            ClockKind::Resolve
+                if state_changed && before.state == Resolved && after.state != Closed =>
+            {
+                clock::restart(&cal, &mut next, at)?;
+            }
+            _ => {}
+        }
+        if state_changed && after.state == OnHold {
+            clock::pause(&cal, &mut next, at)?;
+        }
+        let saved = save_versioned(db, p, &c, next).await?;
+        if c.stopped_at.is_none() && saved.met == Some(true) {
+            met.push(saved);
+        }
+    }
+    Ok(met)
+}
+
+/// Publishes a `Met` event for each clock that just stopped within its target.
+fn publish_met(
+    store: &Store,
+    inc: &incident::Model,
+    clocks: Vec<sla_clock::Model>,
+    at: DateTime<Utc>,
+) {
+    for clock in clocks {
+        store
+            .events
+            .publish(DomainEvent::SlaEvent(Box::new(SlaClockEvent {
+                kind: SlaEventKind::Met,
+                threshold: None,
+                clock,
+                incident: inc.clone(),
+                at,
+            })));
+    }
+}
+
+pub struct IncidentPatch {
+    pub id: i64,
+    pub version: i32,
+    pub title: Option<String>,
+    pub description: Option<Option<String>>,
+    pub impact: Option<i32>,
+    pub urgency: Option<i32>,
+    pub major: Option<bool>,
+    pub category: Option<Option<String>>,
+}
+
+fn refuse_if_closed(i: &incident::Model, what: &str) -> AppResult<()> {
+    if i.state == IncidentState::Closed {
+        return Err(AppError::Conflict(format!(
+            "incident {} is closed: {what} is refused",
+            i.number
+        )));
+    }
+    Ok(())
+}
+
+fn publish(
+    store: &Store,
+    kind: IncidentChangeKind,
+    before: &incident::Model,
+    after: &incident::Model,
+) {
+    if before == after {
+        return;
+    }
+    store
+        .events
+        .publish(DomainEvent::IncidentChanged(Box::new(IncidentChanged {
+            kind,
+            changed_fields: audit::changed_fields(before, after),
+            incident: after.clone(),
+            note: None,
+        })));
+}
+
+/// Changes an incident's description, impact, urgency (and so priority, which
+/// retargets its clocks) or major flag. Staff only.
+pub async fn update_incident(
+    store: &Store,
+    p: &Principal,
+    input: IncidentPatch,
+) -> AppResult<incident::Model> {
+    p.require_staff()?;
+    let txn = begin_write(&store.db).await?;
+    let before = find_incident(&txn, p, input.id).await?;
+    check_version("incident", input.version, before.version)?;
+    refuse_if_closed(&before, "a change")?;
+    let mut next = before.clone();
+    if let Some(t) = &input.title {
+        next.title = clean_name("title", t, 200)?.0;
+    }
+    if let Some(d) = input.description {
+        next.description = clean_text("description", d, 20_000)?;
+    }
+    if let Some(c) = input.category {
+        next.category = clean_text("category", c, 100)?;
+    }
+    if let Some(i) = input.impact {
+        sla_domain::check_level("impact", i)?;
+        next.impact = i;
+    }
+    if let Some(u) = input.urgency {
+        sla_domain::check_level("urgency", u)?;
+        next.urgency = u;
+    }
+    if next.impact != before.impact || next.urgency != before.urgency {
+        next.priority = sla_domain::priority_for(&txn, next.impact, next.urgency).await?;
+    }
+    if let Some(m) = input.major {
+        next.major = m;
+    }
+    let at = now();
+    let updated = save_versioned(&txn, p, &before, next).await?;
+    let met = drive_clocks(&txn, p, &before, &updated, ClockCause::default(), at).await?;
+    txn.commit().await?;
+    publish(store, IncidentChangeKind::Updated, &before, &updated);
+    publish_met(store, &updated, met, at);
+    Ok(updated)
+}
+
+/// Sets the assignment group and assignee; a new incident becomes ASSIGNED,
+/// which is its first response.
+pub async fn assign_incident(
+    store: &Store,
+    p: &Principal,
+    id: i64,
+    version: i32,
+    group: Option<Option<i64>>,
+    assignee: Option<Option<i64>>,
+) -> AppResult<incident::Model> {
+    p.require_staff()?;
+    let txn = begin_write(&store.db).await?;
+    let before = find_incident(&txn, p, id).await?;
+    check_version("incident", version, before.version)?;
+    refuse_if_closed(&before, "a change")?;
+    let mut next = before.clone();
+    if let Some(g) = group {
+        next.assignment_group_id = g;
+    }
+    if let Some(a) = assignee {
+        next.assignee_id = a;
+    }
+    check_assignment(
+        &txn,
+        p,
+        next.assignment_group_id.filter(|_| group.is_some()),
+        next.assignee_id.filter(|_| assignee.is_some()),
+    )
+    .await?;
+    let assigned = next.assignment_group_id.is_some() || next.assignee_id.is_some();
+    if next.state == IncidentState::New && assigned {
+        next.state = IncidentState::Assigned;
+    }
+    let at = now();
+    let updated = save_versioned(&txn, p, &before, next).await?;
+    let met = drive_clocks(
+        &txn,
+        p,
+        &before,
+        &updated,
+        ClockCause {
+            responded: assigned,
+        },
+        at,
+    )
+    .await?;
+    txn.commit().await?;
+    let kind = if before.state != updated.state {
+        IncidentChangeKind::StateChanged
+    } else {
+        IncidentChangeKind::Updated
+    };
+    publish(store, kind, &before, &updated);
+    publish_met(store, &updated, met, at);
+    Ok(updated)
+}
+
+pub struct StateChange {
+    pub id: i64,
+    pub version: i32,
+    pub state: IncidentState,
+    pub resolution_code: Option<String>,
+    pub resolution_notes: Option<String>,
+}
+
+/// Moves an incident through its lifecycle; illegal moves name the allowed ones.
+pub async fn change_state(
+    store: &Store,
+    p: &Principal,
+    input: StateChange,
+) -> AppResult<incident::Model> {
+    p.require_staff()?;
+    let txn = begin_write(&store.db).await?;
+    let before = find_incident(&txn, p, input.id).await?;
+    check_version("incident", input.version, before.version)?;
+    check_transition(before.state, input.state)?;
+    let at = now();
+    let mut next = before.clone();
+    next.state = input.state;
+    use IncidentState::*;
+    match input.state {
+        Assigned if before.assignment_group_id.is_none() && before.assignee_id.is_none() => {
+            return Err(AppError::invalid_field(
+                "state",
+                "set an assignment group or assignee (assignIncident) before ASSIGNED",
+            ));
+        }
+        Resolved => {
+            let code =
+                clean_text("resolutionCode", input.resolution_code, 64)?.ok_or_else(|| {
+                    AppError::invalid_field("resolutionCode", "resolving needs a resolutionCode")
+                })?;
+            next.resolution_code = Some(code);
+            next.resolution_notes = clean_text("resolutionNotes", input.resolution_notes, 20_000)?;
+            next.resolved_at = Some(at);
+        }
+        Closed => next.closed_at = Some(at),
+        _ => {}
+    }
+    if before.state == Resolved && input.state == InProgress {
+        // Reopened: the earlier resolution no longer holds.
+        next.resolution_code = None;
+        next.resolution_notes = None;
+        next.resolved_at = None;
+    }
+    let updated = save_versioned(&txn, p, &before, next).await?;
+    let met = drive_clocks(&txn, p, &before, &updated, ClockCause::default(), at).await?;
+    txn.commit().await?;
+    publish(store, IncidentChangeKind::StateChanged, &before, &updated);
+    publish_met(store, &updated, met, at);
+    Ok(updated)
+}
+
+/// Adds a work note (staff only, never shown to requesters) or a comment
+/// (visible to the customer). A closed incident takes no more entries. The
+/// first comment by an agent is a response and stops the respond clock.
+pub async fn add_note(
+    store: &Store,
+    p: &Principal,
+    incident_id: i64,
+    kind: NoteKind,
+    body: String,
+) -> AppResult<incident_note::Model> {
+    if kind == NoteKind::WorkNote {
+        p.require_staff()?;
+    }
+    let body = clean_text("body", Some(body), 20_000)?
+        .ok_or_else(|| AppError::invalid_field("body", "body must not be empty"))?;
+    let txn = begin_write(&store.db).await?;
+    let inc = find_incident(&txn, p, incident_id).await?;
+    refuse_if_closed(&inc, "a new comment or work note")?;
+    let at = now();
+    let note = audit::insert(
+        &txn,
+        p,
+        incident_note::ActiveModel {
+            id: NotSet,
+            incident_id: Set(inc.id),
+            customer_id: Set(inc.customer_id),
+            kind: Set(kind),
+            body: Set(body),
+            author_subject: Set(p.subject.clone()),
+            author_is_staff: Set(p.is_staff()),
+            created_at: Set(at),
+        },
+    )
+    .await?;
+    let met = if kind == NoteKind::Comment && p.is_staff() {
+        drive_clocks(&txn, p, &inc, &inc, ClockCause { responded: true }, at).await?
+    } else {
+        Vec::new()
+    };
+    txn.commit().await?;
+    publish_met(store, &inc, met, at);
+    store
+        .events
+        .publish(DomainEvent::IncidentChanged(Box::new(IncidentChanged {
+            kind: IncidentChangeKind::Commented,
+            changed_fields: Vec::new(),
+            incident: inc,
+            note: Some(note.clone()),
+        })));
+    Ok(note)
+}
