@@ -2,29 +2,12 @@
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
+
+use crate::common::{fk, stamps};
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-/// Columns every mutable record carries.
-fn stamps(t: &mut TableCreateStatement) -> &mut TableCreateStatement {
-    t.col(integer("version").default(1))
-        .col(timestamp_with_time_zone("created_at"))
-        .col(timestamp_with_time_zone("updated_at"))
-}
-
-fn fk(
-    from_table: &'static str,
-    col: &'static str,
-    to_table: &'static str,
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from(from_table, col)
-        .to(to_table, "id")
-        .on_delete(ForeignKeyAction::Restrict)
-        .to_owned()
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

@@ -4,35 +4,10 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
+use crate::common::{fk, index, stamps};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn stamps(t: &mut TableCreateStatement) -> &mut TableCreateStatement {
-    t.col(integer("version").default(1))
-        .col(timestamp_with_time_zone("created_at"))
-        .col(timestamp_with_time_zone("updated_at"))
-}
-
-fn fk(
-    from_table: &'static str,
-    col: &'static str,
-    to_table: &'static str,
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from(from_table, col)
-        .to(to_table, "id")
-        .on_delete(ForeignKeyAction::Restrict)
-        .to_owned()
-}
-
-fn index(name: &str, table: &str, cols: &[&'static str]) -> IndexCreateStatement {
-    let mut i = Index::create();
-    i.name(name).table(table.to_owned());
-    for c in cols {
-        i.col(*c);
-    }
-    i.to_owned()
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -87,6 +62,7 @@ impl MigrationTrait for Migration {
                 "ux_configuration_items_external",
                 "configuration_items",
                 &["organization_id", "source", "external_id"],
+                false,
             )
             .unique()
             .to_owned(),
@@ -96,18 +72,21 @@ impl MigrationTrait for Migration {
             "ix_configuration_items_name",
             "configuration_items",
             &["name_key", "id"],
+            false,
         ))
         .await?;
         m.create_index(index(
             "ix_configuration_items_org",
             "configuration_items",
             &["organization_id", "name_key"],
+            false,
         ))
         .await?;
         m.create_index(index(
             "ix_configuration_items_class",
             "configuration_items",
             &["class_id"],
+            false,
         ))
         .await?;
 
@@ -146,6 +125,7 @@ impl MigrationTrait for Migration {
                 "ux_ci_relationships",
                 "ci_relationships",
                 &["source_id", "target_id", "kind"],
+                false,
             )
             .unique()
             .to_owned(),
@@ -155,6 +135,7 @@ impl MigrationTrait for Migration {
             "ix_ci_relationships_target",
             "ci_relationships",
             &["target_id"],
+            false,
         ))
         .await?;
         // Impact analysis walks these two, one per direction; covering indexes let
@@ -163,12 +144,14 @@ impl MigrationTrait for Migration {
             "ix_ci_relationships_dependency",
             "ci_relationships",
             &["dependency_id", "dependent_id", "organization_id"],
+            false,
         ))
         .await?;
         m.create_index(index(
             "ix_ci_relationships_dependent",
             "ci_relationships",
             &["dependent_id", "dependency_id", "organization_id"],
+            false,
         ))
         .await?;
 
@@ -198,6 +181,7 @@ impl MigrationTrait for Migration {
                 "ux_service_configuration_items",
                 "service_configuration_items",
                 &["service_id", "ci_id"],
+                false,
             )
             .unique()
             .to_owned(),
@@ -207,6 +191,7 @@ impl MigrationTrait for Migration {
             "ix_service_configuration_items_ci",
             "service_configuration_items",
             &["ci_id"],
+            false,
         ))
         .await?;
         Ok(())

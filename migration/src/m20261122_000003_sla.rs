@@ -4,40 +4,12 @@
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
+
+use crate::common::{fk, index, stamps};
 use sea_orm_migration::sea_orm::ConnectionTrait;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn stamps(t: &mut TableCreateStatement) -> &mut TableCreateStatement {
-    t.col(integer("version").default(1))
-        .col(timestamp_with_time_zone("created_at"))
-        .col(timestamp_with_time_zone("updated_at"))
-}
-
-fn fk(
-    from_table: &'static str,
-    col: &'static str,
-    to_table: &'static str,
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from(from_table, col)
-        .to(to_table, "id")
-        .on_delete(ForeignKeyAction::Restrict)
-        .to_owned()
-}
-
-fn index(name: &str, table: &str, cols: &[&str], unique: bool) -> IndexCreateStatement {
-    let mut i = Index::create();
-    i.name(name).table(Alias::new(table));
-    for c in cols {
-        i.col(Alias::new(*c));
-    }
-    if unique {
-        i.unique();
-    }
-    i.to_owned()
-}
 
 /// Impact + urgency (each 1 high .. 3 low): 2 -> P1, 3 -> P2, 4 -> P3, 5 and 6 -> P4.
 fn default_priority(impact: i32, urgency: i32) -> &'static str {
