@@ -2,7 +2,12 @@
 //! serving with graceful shutdown.
 
 use std::{
-    collections::HashMap, future::Future, net::SocketAddr, str::FromStr, sync::Arc, time::Duration,
+    collections::HashMap,
+    future::Future,
+    net::SocketAddr,
+    str::FromStr,
+    sync::Arc,
+    time::{Duration, Instant},
 };
 
 use async_graphql::{
@@ -40,17 +45,21 @@ use crate::{
     db,
     domain::{Store, directory},
     error::{AppError, REQUEST_ID},
-    events::EventBus,
+    events::{DomainEvent, EventBus},
     graphql::{AppSchema, build_schema, context::SchemaData, loaders::Loaders},
 };
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Organization codes to ids, cached: tokens name tenants by code on every request.
+/// Organization codes to ids, cached: tokens name tenants by code on every
+/// request. Only active organizations resolve; an entry is trusted for
+/// [`TENANT_CACHE_TTL`], so a deactivation takes effect within that time.
 #[derive(Default)]
 pub struct TenantDirectory {
-    cache: RwLock<HashMap<String, i64>>,
+    cache: RwLock<HashMap<String, (Option<i64>, Instant)>>,
 }
+
+pub const TENANT_CACHE_TTL: Duration = Duration::from_secs(30);
 
 impl TenantDirectory {
     async fn resolve_many(
@@ -64,25 +73,64 @@ impl TenantDirectory {
             let cache = self.cache.read().await;
             for code in codes {
                 match cache.get(code) {
-                    Some(id) => {
-                        found.insert(code.clone(), *id);
+                    Some((id, at)) if at.elapsed() < TENANT_CACHE_TTL => {
+                        if let Some(id) = id {
+                            found.insert(code.clone(), *id);
+                        }
                     }
-                    None => missing.push(code.clone()),
+                    _ => missing.push(code.clone()),
                 }
             }
         }
         if !missing.is_empty() {
             let rows = entity::organization::Entity::find()
-                .filter(entity::organization::Column::Code.is_in(missing))
+                .filter(entity::organization::Column::Code.is_in(missing.clone()))
                 .all(db)
                 .await?;
+            let now = Instant::now();
             let mut cache = self.cache.write().await;
+            // Unknown codes are not cached: any string would otherwise grow the map.
             for org in rows {
-                cache.insert(org.code.clone(), org.id);
-                found.insert(org.code, org.id);
+                let id = org.active.then_some(org.id);
+                cache.insert(org.code.clone(), (id, now));
+                if let Some(id) = id {
+                    found.insert(org.code, id);
+                }
             }
         }
         Ok(found)
+    }
+
+    /// Drops an organization's entry, so its next token is checked against the database.
+    async fn forget(&self, code: &str) {
+        self.cache.write().await.remove(code);
+    }
+
+    /// Keeps the cache in step with organization changes made through this process.
+    fn follow(self: &Arc<Self>, events: &EventBus) {
+        let (directory, mut rx) = (Arc::downgrade(self), events.subscribe());
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => {
+                        let Some(directory) = directory.upgrade() else {
+                            return;
+                        };
+                        if let DomainEvent::OrganizationChanged(org) = &*event {
+                            directory.forget(&org.code).await;
+                        }
+                    }
+                    // Missed events: forget everything rather than trust stale entries.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        match directory.upgrade() {
+                            Some(d) => d.cache.write().await.clear(),
+                            None => return,
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
     }
 }
 
@@ -171,12 +219,14 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let tenants = Arc::new(TenantDirectory::default());
+        tenants.follow(&events);
         let state = AppState {
             config: Arc::new(config),
             db: database,
             schema,
             auth: Arc::new(auth),
-            tenants: Arc::new(TenantDirectory::default()),
+            tenants,
             events,
         };
         Ok(Self {
@@ -373,15 +423,9 @@ async fn execute(
             );
         }
     };
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
+    let batch = match parse_request(&body) {
         Ok(b) => b,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "VALIDATION",
-                &format!("request body is not a GraphQL request in JSON: {e}"),
-            );
-        }
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, "VALIDATION", &message),
     };
     let max_batch = state.config.graphql.max_batch;
     if let BatchRequest::Batch(requests) = &batch
@@ -405,6 +449,25 @@ async fn execute(
     }
     let response = state.schema.execute_batch(batch.data(principal)).await;
     GraphQLResponse::from(with_codes(response)).into_response()
+}
+
+/// A JSON object with a string `query`, or a non-empty array of them.
+fn parse_request(body: &[u8]) -> Result<BatchRequest, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("request body is not JSON: {e}"))?;
+    let is_operation = |v: &Value| v.get("query").is_some_and(Value::is_string);
+    let shape_ok = match &value {
+        Value::Object(_) => is_operation(&value),
+        Value::Array(items) => !items.is_empty() && items.iter().all(is_operation),
+        _ => false,
+    };
+    if !shape_ok {
+        return Err(
+            "request body must be a GraphQL request {\"query\": ...} or a non-empty array of them"
+                .into(),
+        );
+    }
+    serde_json::from_value(value).map_err(|e| format!("request body is not a GraphQL request: {e}"))
 }
 
 /// Errors raised by the GraphQL engine itself (syntax, unknown fields, wrong

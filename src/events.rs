@@ -36,6 +36,8 @@ pub struct CiChanged {
 #[derive(Debug, Clone)]
 pub enum DomainEvent {
     ServiceChanged(ServiceChanged),
+    /// An organization was changed (its code, name or active flag); caches drop it.
+    OrganizationChanged(entity::organization::Model),
     ConfigurationItemChanged(CiChanged),
 }
 

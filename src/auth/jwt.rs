@@ -206,10 +206,11 @@ impl Authenticator {
             if let Some(key) = lookup(&*jwks.read().await, kid, alg) {
                 return Ok(key);
             }
-            if self.jwks_url.is_some() && self.refresh_jwks().await.unwrap_or(false) {
-                if let Some(key) = lookup(&*jwks.read().await, kid, alg) {
-                    return Ok(key);
-                }
+            if self.jwks_url.is_some()
+                && self.refresh_jwks().await.unwrap_or(false)
+                && let Some(key) = lookup(&*jwks.read().await, kid, alg)
+            {
+                return Ok(key);
             }
             return Err(unauth("token key id (kid) is unknown"));
         }
@@ -282,7 +283,7 @@ pub fn principal_from_claims(
     resolve: impl Fn(&str) -> Option<i64>,
 ) -> Result<Principal, AppError> {
     let organization_id = resolve(&claims.tenant).ok_or_else(|| {
-        AppError::Unauthenticated("token tenant is not a known organization".into())
+        AppError::Unauthenticated("token tenant is not a known, active organization".into())
     })?;
     let roles: BTreeSet<Role> = claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
     if roles.is_empty() {

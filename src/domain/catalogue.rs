@@ -138,16 +138,18 @@ async fn visible_to(db: &impl ConnectionTrait, s: &service::Model) -> AppResult<
     Ok(ids)
 }
 
+/// Owners must exist in an organization the caller may see (another tenant's looks missing).
 async fn check_owner<C: ConnectionTrait>(
     db: &C,
+    p: &Principal,
     group: Option<i64>,
     user_id: Option<i64>,
 ) -> AppResult<()> {
     if let Some(g) = group
-        && support_group::Entity::find_by_id(g)
+        && !support_group::Entity::find_by_id(g)
             .one(db)
             .await?
-            .is_none()
+            .is_some_and(|g| p.can_see(g.organization_id))
     {
         return Err(AppError::invalid_field(
             "ownerGroupId",
@@ -155,7 +157,10 @@ async fn check_owner<C: ConnectionTrait>(
         ));
     }
     if let Some(u) = user_id
-        && user::Entity::find_by_id(u).one(db).await?.is_none()
+        && !user::Entity::find_by_id(u)
+            .one(db)
+            .await?
+            .is_some_and(|u| p.can_see(u.organization_id))
     {
         return Err(AppError::invalid_field("ownerUserId", "user not found"));
     }
@@ -219,7 +224,7 @@ pub async fn create_service(
         .one(&txn)
         .await?
         .ok_or_else(|| AppError::invalid_field("organizationId", "organization not found"))?;
-    check_owner(&txn, input.owner_group_id, input.owner_user_id).await?;
+    check_owner(&txn, p, input.owner_group_id, input.owner_user_id).await?;
     ensure_free_service_name(&txn, organization_id, &name_key, None).await?;
     let at = now();
     let created = audit::insert(
@@ -314,6 +319,7 @@ pub async fn update_service(
     patch(&mut next.owner_user_id, input.owner_user_id);
     check_owner(
         &txn,
+        p,
         next.owner_group_id
             .filter(|_| input.owner_group_id.is_some()),
         next.owner_user_id.filter(|_| input.owner_user_id.is_some()),

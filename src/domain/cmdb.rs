@@ -568,12 +568,17 @@ fn clean_identity(
     }
 }
 
-async fn check_owner_group<C: ConnectionTrait>(db: &C, group: Option<i64>) -> AppResult<()> {
+/// The owner group must exist in an organization the caller may see (another tenant's looks missing).
+async fn check_owner_group<C: ConnectionTrait>(
+    db: &C,
+    p: &Principal,
+    group: Option<i64>,
+) -> AppResult<()> {
     if let Some(g) = group
-        && support_group::Entity::find_by_id(g)
+        && !support_group::Entity::find_by_id(g)
             .one(db)
             .await?
-            .is_none()
+            .is_some_and(|g| p.can_see(g.organization_id))
     {
         return Err(AppError::invalid_field(
             "ownerGroupId",
@@ -662,7 +667,7 @@ pub async fn create_ci(
         .ok_or_else(|| AppError::invalid_field("organizationId", "organization not found"))?;
     let class = class_by_code(&txn, &input.class_code).await?;
     let attributes = validate_attributes(&class, &class_schema(&class), input.attributes)?;
-    check_owner_group(&txn, input.owner_group_id).await?;
+    check_owner_group(&txn, p, input.owner_group_id).await?;
     ensure_free_identity(&txn, organization_id, &source, &external_id, None).await?;
     let at = now();
     let created = audit::insert(
@@ -762,7 +767,7 @@ pub async fn update_ci(
     }
     super::patch(&mut next.environment, input.environment);
     if let Some(group) = input.owner_group_id {
-        check_owner_group(&txn, group).await?;
+        check_owner_group(&txn, p, group).await?;
         next.owner_group_id = group;
     }
     if input.source.is_some() || input.external_id.is_some() {
@@ -1668,6 +1673,7 @@ pub async fn upsert(store: &Store, p: &Principal, batch: UpsertBatch) -> AppResu
             .all(&txn)
             .await?
             .into_iter()
+            .filter(|g| p.can_see(g.organization_id))
             .map(|g| g.id)
             .collect()
     };

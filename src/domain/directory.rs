@@ -14,6 +14,7 @@ use crate::{
     auth::{Principal, Role, TenantScope},
     db::begin_write,
     error::{AppError, AppResult},
+    events::DomainEvent,
 };
 
 /// A principal for changes the server makes itself (bootstrap, seeding).
@@ -193,6 +194,11 @@ pub async fn update_organization(
     patch(&mut next.active, input.active);
     let updated = save_versioned(&txn, p, &before, next).await?;
     txn.commit().await?;
+    if updated != before {
+        store
+            .events
+            .publish(DomainEvent::OrganizationChanged(updated.clone()));
+    }
     Ok(updated)
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{
     context::{ContextExt, load},
-    directory::{Organization, SupportGroup, User, maybe, search_pattern},
+    directory::{Organization, SupportGroup, User, maybe, name_contains},
     ids,
     pagination::{Keyset, Page, PageArgs, SortValue, paginate},
 };
@@ -287,6 +287,10 @@ impl CatalogueQuery {
         }
         if let Some(customer) = &f.customer_id {
             let customer = ids::reference(customer, "Organization", "customerId")?;
+            if !p.can_see(customer) {
+                // Another tenant's subscriptions answer like an unknown organization's: none.
+                q = q.filter(service::Column::Id.is_in(std::iter::empty::<i64>()));
+            }
             q = q.filter(
                 service::Column::Id.in_subquery(
                     Query::select()
@@ -304,8 +308,8 @@ impl CatalogueQuery {
                 "organizationId",
             )?));
         }
-        if let Some(search) = f.search.as_deref().filter(|s| !s.trim().is_empty()) {
-            q = q.filter(service::Column::NameKey.like(search_pattern(search)));
+        if let Some(cond) = name_contains(service::Column::Name, f.search.as_deref()) {
+            q = q.filter(cond);
         }
         let sort = sort.unwrap_or_default();
         let descending = sort.direction == SortDirection::Desc;

@@ -17,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{
     catalogue::{ChangeKindGql, Service},
     context::{ContextExt, load},
-    directory::{Organization, SupportGroup, maybe, search_pattern},
+    directory::{Organization, SupportGroup, maybe, name_contains},
     ids,
     pagination::{Keyset, Page, PageArgs, SortValue, paginate},
 };
@@ -685,8 +685,8 @@ impl CmdbQuery {
                 )?),
             );
         }
-        if let Some(search) = f.search.as_deref().filter(|s| !s.trim().is_empty()) {
-            q = q.filter(configuration_item::Column::NameKey.like(search_pattern(search)));
+        if let Some(cond) = name_contains(configuration_item::Column::Name, f.search.as_deref()) {
+            q = q.filter(cond);
         }
         if let Some(source) = f.source {
             q = q.filter(configuration_item::Column::Source.eq(source));

@@ -168,10 +168,11 @@ impl Me {
                 .map(Organization),
         )
     }
-    /// The user record whose subject matches the token, when one exists.
+    /// The user record of the caller's organization whose subject matches the token, if any.
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let found = user::Entity::find()
             .filter(user::Column::Subject.eq(&self.0.subject))
+            .filter(user::Column::OrganizationId.eq(self.0.organization_id))
             .one(&ctx.app().store.db)
             .await
             .map_err(AppError::from)?;
@@ -193,17 +194,24 @@ pub struct UserFilter {
     pub search: Option<String>,
 }
 
-pub fn like_pattern(search: &str) -> String {
-    let escaped: String = search
-        .trim()
-        .to_lowercase()
-        .chars()
-        .filter(|c| *c != '%' && *c != '_')
-        .collect();
-    format!("%{escaped}%")
+/// A case-insensitive substring match on `column`, or `None` for a blank search.
+/// `%`, `_` and `\` in the search match themselves.
+pub fn name_contains<C: ColumnTrait>(
+    column: C,
+    search: Option<&str>,
+) -> Option<sea_orm::sea_query::Expr> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+    let search = search.map(str::trim).filter(|s| !s.is_empty())?;
+    let mut pattern = String::from("%");
+    for c in search.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    Some(Expr::expr(Func::lower(Expr::col(column))).like(LikeExpr::new(pattern).escape('\\')))
 }
-
-pub use like_pattern as search_pattern;
 
 #[derive(Default)]
 pub struct DirectoryQuery;
@@ -236,8 +244,8 @@ impl DirectoryQuery {
         if let Some(active) = f.active {
             q = q.filter(organization::Column::Active.eq(active));
         }
-        if let Some(search) = f.search.as_deref().filter(|s| !s.trim().is_empty()) {
-            q = q.filter(organization::Column::NameKey.like(like_pattern(search)));
+        if let Some(cond) = name_contains(organization::Column::Name, f.search.as_deref()) {
+            q = q.filter(cond);
         }
         let keyset: Keyset<organization::Entity> = Keyset {
             column: organization::Column::NameKey,
@@ -291,8 +299,8 @@ impl DirectoryQuery {
                 "organizationId",
             )?));
         }
-        if let Some(search) = f.search.as_deref().filter(|s| !s.trim().is_empty()) {
-            q = q.filter(user::Column::DisplayName.like(like_pattern(search)));
+        if let Some(cond) = name_contains(user::Column::DisplayName, f.search.as_deref()) {
+            q = q.filter(cond);
         }
         let keyset: Keyset<user::Entity> = Keyset {
             column: user::Column::Id,
@@ -331,8 +339,8 @@ impl DirectoryQuery {
         let app = ctx.app();
         let mut q = support_group::Entity::find()
             .filter(scope_to(p, support_group::Column::OrganizationId));
-        if let Some(search) = search.as_deref().filter(|s| !s.trim().is_empty()) {
-            q = q.filter(support_group::Column::NameKey.like(like_pattern(search)));
+        if let Some(cond) = name_contains(support_group::Column::Name, search.as_deref()) {
+            q = q.filter(cond);
         }
         let keyset: Keyset<support_group::Entity> = Keyset {
             column: support_group::Column::NameKey,

@@ -10,8 +10,8 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select, Value,
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, IdenStatic, Order,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Value,
 };
 use serde::{Deserialize, Serialize};
 
@@ -51,19 +51,27 @@ impl From<SortValue> for Value {
 
 #[derive(Serialize, Deserialize)]
 struct Cursor {
+    /// The sort column: a cursor of another order is refused, not compared.
+    c: String,
     k: SortValue,
     id: i64,
 }
 
-fn encode_cursor(k: SortValue, id: i64) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&Cursor { k, id }).unwrap_or_default())
+fn encode_cursor(c: &str, k: SortValue, id: i64) -> String {
+    let cursor = Cursor {
+        c: c.to_owned(),
+        k,
+        id,
+    };
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default())
 }
 
-fn decode_cursor(field: &str, text: &str) -> AppResult<Cursor> {
+fn decode_cursor(field: &str, text: &str, column: &str) -> AppResult<Cursor> {
     URL_SAFE_NO_PAD
         .decode(text.as_bytes())
         .ok()
-        .and_then(|raw| serde_json::from_slice(&raw).ok())
+        .and_then(|raw| serde_json::from_slice::<Cursor>(&raw).ok())
+        .filter(|c| c.c == column)
         .ok_or_else(|| {
             AppError::invalid_field(field, format!("{field} is not a cursor from this list"))
         })
@@ -125,15 +133,16 @@ where
     if first.is_some() && last.is_some() {
         return Err(AppError::validation("pass either first or last, not both"));
     }
+    let column_name = keyset.column.as_str();
     let after = args
         .after
         .as_deref()
-        .map(|c| decode_cursor("after", c))
+        .map(|c| decode_cursor("after", c, column_name))
         .transpose()?;
     let before = args
         .before
         .as_deref()
-        .map(|c| decode_cursor("before", c))
+        .map(|c| decode_cursor("before", c, column_name))
         .transpose()?;
     let backward = last.is_some() || (before.is_some() && first.is_none());
     let limit = first
@@ -202,7 +211,7 @@ where
     };
     let mut connection = Connection::with_additional_fields(has_previous, has_next, fields);
     connection.edges.extend(rows.into_iter().map(|row| {
-        let cursor = encode_cursor((keyset.key)(&row), (keyset.id_of)(&row));
+        let cursor = encode_cursor(column_name, (keyset.key)(&row), (keyset.id_of)(&row));
         Edge::new(cursor, to_node(row))
     }));
     Ok(connection)

@@ -29,6 +29,7 @@ pub struct TestApp {
     /// The admin token of development mode (no key configured).
     pub dev_token: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -42,13 +43,20 @@ impl Drop for TestApp {
 
 /// A fresh database URL: a new PostgreSQL database, or `None` for a SQLite file in the data dir.
 async fn fresh_database() -> Option<String> {
-    let base = std::env::var("SERVICEGRAPH_TEST_POSTGRES").ok().filter(|s| !s.is_empty())?;
+    let base = std::env::var("SERVICEGRAPH_TEST_POSTGRES")
+        .ok()
+        .filter(|s| !s.is_empty())?;
     let base = base.trim_end_matches('/').to_owned();
     let name = format!("sg_test_{}", uuid::Uuid::new_v4().simple());
     let admin = Database::connect(format!("{base}/postgres"))
         .await
-        .unwrap_or_else(|e| panic!("SERVICEGRAPH_TEST_POSTGRES is set but PostgreSQL is unreachable: {e}"));
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+        .unwrap_or_else(|e| {
+            panic!("SERVICEGRAPH_TEST_POSTGRES is set but PostgreSQL is unreachable: {e}")
+        });
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
     let _ = admin.close().await;
     Some(format!("{base}/{name}"))
 }
@@ -66,9 +74,11 @@ impl TestApp {
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
         servicegraph::telemetry::init_for_tests();
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = Config::default();
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.data_dir = dir.path().to_path_buf();
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
         config.database.url = fresh_database().await;
         config.database.max_connections = 5;
         config.auth.hs256_secret = Some(SECRET.into());
@@ -76,11 +86,13 @@ impl TestApp {
         config.http.shutdown_grace = Duration::from_secs(2);
         adjust(&mut config);
         let database_url = config.database_url();
-        let app = Application::build(config).await.expect("application starts");
+        let app = Application::build(config)
+            .await
+            .expect("application starts");
         let addr = app.local_addr();
         let dev_token = app.dev_admin_token.clone();
         let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(app.run_until(async move {
+        let server = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
         Self {
@@ -90,8 +102,17 @@ impl TestApp {
             database_url,
             dev_token,
             shutdown: Some(tx),
+            server: Some(server),
             _dir: dir,
         }
+    }
+
+    /// Starts a graceful shutdown; the returned handle ends when the server has stopped.
+    pub fn begin_shutdown(&mut self) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.server.take().expect("server running")
     }
 
     /// An HS256 token for `subject` in organization `tenant` with `roles`.
@@ -109,20 +130,29 @@ impl TestApp {
 
     /// POSTs a GraphQL operation; returns the HTTP status and the JSON body.
     pub async fn post(&self, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
-        let mut req = self.client.post(format!("{}/graphql", self.base)).json(body);
+        let mut req = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .json(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
         let resp = req.send().await.expect("request sent");
         let status = resp.status();
         let text = resp.text().await.expect("body");
-        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        let json =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
         (status, json)
     }
 
     /// Runs a GraphQL operation with variables; returns the JSON body (status must be 200).
     pub async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
-        let (status, body) = self.post(Some(token), &json!({ "query": query, "variables": variables })).await;
+        let (status, body) = self
+            .post(
+                Some(token),
+                &json!({ "query": query, "variables": variables }),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "unexpected status, body: {body}");
         body
     }
@@ -143,7 +173,10 @@ impl TestApp {
                 json!({ "i": { "code": code, "name": format!("Customer {code}") } }),
             )
             .await;
-        data["createOrganization"]["id"].as_str().unwrap().to_owned()
+        data["createOrganization"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Creates a service as admin; returns the whole created object (id, version, name, status).
@@ -169,9 +202,16 @@ impl TestApp {
 
     /// Opens a WebSocket to /graphql/ws speaking `protocol`.
     pub async fn ws(&self, protocol: &str) -> Ws {
-        let mut req = format!("ws://{}/graphql/ws", self.addr).into_client_request().unwrap();
-        req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocol).unwrap());
-        let (stream, _) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
+        let mut req = format!("ws://{}/graphql/ws", self.addr)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_str(protocol).unwrap(),
+        );
+        let (stream, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket connects");
         Ws { stream }
     }
 }
@@ -196,7 +236,9 @@ pub fn token_with(subject: &str, tenant: &str, roles: &[&str], orgs: &[&str]) ->
 
 /// The `extensions.code` of the first error.
 pub fn code(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}"))
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
 }
 
 pub struct Ws {
@@ -210,17 +252,26 @@ pub enum WsEvent {
 
 impl Ws {
     pub async fn send(&mut self, msg: Value) {
-        self.stream.send(Message::Text(msg.to_string().into())).await.expect("ws send");
+        self.stream
+            .send(Message::Text(msg.to_string().into()))
+            .await
+            .expect("ws send");
     }
 
     /// The next JSON message or the close, within `secs` seconds.
     pub async fn next(&mut self, secs: u64) -> WsEvent {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
-            let msg = tokio::time::timeout_at(deadline, self.stream.next()).await.expect("ws message in time");
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .expect("ws message in time");
             match msg {
-                Some(Ok(Message::Text(t))) => return WsEvent::Json(serde_json::from_str(t.as_str()).unwrap()),
-                Some(Ok(Message::Close(frame))) => return WsEvent::Closed(frame.map(|f| u16::from(f.code))),
+                Some(Ok(Message::Text(t))) => {
+                    return WsEvent::Json(serde_json::from_str(t.as_str()).unwrap());
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return WsEvent::Closed(frame.map(|f| u16::from(f.code)));
+                }
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return WsEvent::Closed(None),
             }
@@ -230,7 +281,9 @@ impl Ws {
     pub async fn json(&mut self, secs: u64) -> Value {
         match self.next(secs).await {
             WsEvent::Json(v) => v,
-            WsEvent::Closed(code) => panic!("websocket closed ({code:?}) while a message was expected"),
+            WsEvent::Closed(code) => {
+                panic!("websocket closed ({code:?}) while a message was expected")
+            }
         }
     }
 
@@ -249,4 +302,23 @@ impl Ws {
         let ack = self.json(5).await;
         assert_eq!(ack["type"], "connection_ack", "got {ack}");
     }
+}
+
+/// A well-formed global ID of type `kind` that names no record.
+pub fn unknown_id(kind: &str) -> String {
+    servicegraph::graphql::ids::encode(kind, 999_999_999).0
+}
+
+/// The `extensions.field` of the first error.
+pub fn field(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["field"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error field in {body}"))
+}
+
+/// The `message` of the first error.
+pub fn message(body: &Value) -> &str {
+    body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {body}"))
 }

@@ -1,2 +1,156 @@
-//! Tests for limits (to be written).
+//! Request limits: depth, complexity, batch size, body size, suggestions,
+//! introspection, malformed requests. Each answered with a stable code.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
 use crate::helpers::*;
+
+#[tokio::test]
+async fn queries_deeper_than_the_limit_are_refused() {
+    let app = TestApp::spawn_with(|c| c.graphql.max_depth = 5).await;
+    let deep = "{ services { edges { node { offerings { service { offerings { name } } } } } } }";
+    let body = app.gql(&app.admin(), deep, json!({})).await;
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too deep"),
+        "{body}"
+    );
+    let shallow = app
+        .gql(&app.admin(), "{ services { totalCount } }", json!({}))
+        .await;
+    assert!(shallow.get("errors").is_none(), "{shallow}");
+}
+
+#[tokio::test]
+async fn queries_more_complex_than_the_limit_are_refused() {
+    let app = TestApp::spawn_with(|c| c.graphql.max_complexity = 10).await;
+    let complex = "{ services { edges { cursor node { id name description status criticality version createdAt updatedAt } } } }";
+    let body = app.gql(&app.admin(), complex, json!({})).await;
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("complex"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn batches_are_limited_to_ten_operations() {
+    let app = TestApp::spawn().await;
+    let op = json!({ "query": "{ me { subject } }" });
+    let (status, body) = app
+        .post(Some(&app.admin()), &Value::Array(vec![op.clone(); 2]))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body.as_array().unwrap().len(),
+        2,
+        "a batch answers with one result per operation"
+    );
+    let (status, body) = app
+        .post(Some(&app.admin()), &Value::Array(vec![op.clone(); 10]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .post(Some(&app.admin()), &Value::Array(vec![op; 11]))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(code(&body), "VALIDATION");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 10"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_and_nothing_is_written() {
+    let app = TestApp::spawn_with(|c| c.http.max_body_bytes = 2048).await;
+    let big = "x".repeat(4096);
+    let mutation = json!({
+        "query": "mutation($i: CreateServiceInput!) { createService(input: $i) { id } }",
+        "variables": { "i": { "name": "Big", "description": big } }
+    });
+    let (status, body) = app.post(Some(&app.admin()), &mutation).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(code(&body), "VALIDATION");
+    let data = app
+        .ok(&app.admin(), "{ services { totalCount } }", json!({}))
+        .await;
+    assert_eq!(data["services"]["totalCount"], 0);
+}
+
+#[tokio::test]
+async fn malformed_requests_get_a_validation_code() {
+    let app = TestApp::spawn().await;
+    let send = |body: &'static str| {
+        app.client
+            .post(format!("{}/graphql", app.base))
+            .bearer_auth(app.admin())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for raw in ["{not json", "[]", "{\"variables\": {}}", "42"] {
+        let resp = send(raw).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{raw}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(code(&body), "VALIDATION", "{raw}: {body}");
+    }
+    // Syntax errors and wrong argument types come back as GraphQL errors with a code.
+    for (query, variables) in [
+        ("{ services(first: ) { totalCount } }", json!({})),
+        ("{ services(first: \"ten\") { totalCount } }", json!({})),
+        (
+            "query($n: Int) { services(first: $n) { totalCount } }",
+            json!({ "n": "many" }),
+        ),
+    ] {
+        let body = app.gql(&app.admin(), query, variables).await;
+        assert_eq!(code(&body), "VALIDATION", "{query}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn no_field_suggestions_are_offered() {
+    let app = TestApp::spawn().await;
+    let body = app
+        .gql(&app.admin(), "{ servces { totalCount } }", json!({}))
+        .await;
+    assert_eq!(code(&body), "VALIDATION");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        !message.contains("Did you mean"),
+        "suggestions leak the schema: {message}"
+    );
+}
+
+#[tokio::test]
+async fn introspection_is_on_by_default_and_can_be_disabled() {
+    let query = "{ __schema { queryType { name } } }";
+    let app = TestApp::spawn().await;
+    let data = app.ok(&app.admin(), query, json!({})).await;
+    assert_eq!(data["__schema"]["queryType"]["name"], "Query");
+
+    // Disabled, the engine answers as if the schema had no introspection fields: null.
+    let app = TestApp::spawn_with(|c| c.graphql.introspection = false).await;
+    let body = app.gql(&app.admin(), query, json!({})).await;
+    assert!(
+        body["data"]["__schema"].is_null(),
+        "introspection should be hidden: {body}"
+    );
+    let data = app.ok(&app.admin(), "{ me { subject } }", json!({})).await;
+    assert_eq!(
+        data["me"]["subject"], "admin@provider",
+        "ordinary queries still work"
+    );
+}

@@ -8,10 +8,20 @@ use crate::helpers::*;
 #[tokio::test]
 async fn health_checks_answer_without_a_token() {
     let app = TestApp::spawn().await;
-    let health = app.client.get(format!("{}/healthz", app.base)).send().await.unwrap();
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     assert_eq!(health.json::<Value>().await.unwrap()["status"], "ok");
-    let ready = app.client.get(format!("{}/readyz", app.base)).send().await.unwrap();
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     assert_eq!(ready.json::<Value>().await.unwrap()["status"], "ready");
 }
@@ -19,18 +29,40 @@ async fn health_checks_answer_without_a_token() {
 #[tokio::test]
 async fn graphiql_is_served_at_get_graphql() {
     let app = TestApp::spawn().await;
-    let resp = app.client.get(format!("{}/graphql", app.base)).send().await.unwrap();
+    let resp = app
+        .client
+        .get(format!("{}/graphql", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let html = resp.text().await.unwrap();
-    assert!(html.to_lowercase().contains("graphiql"), "GraphiQL page expected");
-    assert!(html.contains("/graphql/ws"), "GraphiQL should know the subscription endpoint");
+    assert!(
+        html.to_lowercase().contains("graphiql"),
+        "GraphiQL page expected"
+    );
+    assert!(
+        html.contains("/graphql/ws"),
+        "GraphiQL should know the subscription endpoint"
+    );
 }
 
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_keeps_a_given_one() {
     let app = TestApp::spawn().await;
-    let resp = app.client.get(format!("{}/healthz", app.base)).send().await.unwrap();
-    let generated = resp.headers().get("x-request-id").expect("request id").to_str().unwrap().to_owned();
+    let resp = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    let generated = resp
+        .headers()
+        .get("x-request-id")
+        .expect("request id")
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(generated.len(), 36, "a UUID: {generated}");
     let resp = app
         .client
@@ -46,18 +78,35 @@ async fn every_response_carries_a_request_id_and_keeps_a_given_one() {
 
 #[tokio::test]
 async fn cors_allows_only_configured_origins() {
-    let app = TestApp::spawn_with(|c| c.cors.allowed_origins = vec!["https://portal.example.com".into()]).await;
+    let app =
+        TestApp::spawn_with(|c| c.cors.allowed_origins = vec!["https://portal.example.com".into()])
+            .await;
     let preflight = |origin: &'static str| {
         app.client
             .request(reqwest::Method::OPTIONS, format!("{}/graphql", app.base))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization,content-type")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
             .send()
     };
     let allowed = preflight("https://portal.example.com").await.unwrap();
-    assert_eq!(allowed.headers().get("access-control-allow-origin").unwrap(), "https://portal.example.com");
-    let allow_headers = allowed.headers().get("access-control-allow-headers").unwrap().to_str().unwrap().to_lowercase();
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-origin")
+            .unwrap(),
+        "https://portal.example.com"
+    );
+    let allow_headers = allowed
+        .headers()
+        .get("access-control-allow-headers")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_lowercase();
     assert!(allow_headers.contains("authorization"), "{allow_headers}");
     let other = preflight("https://evil.example.com").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
@@ -70,12 +119,20 @@ async fn development_mode_generates_a_secret_seeds_demo_data_and_prints_an_admin
         c.dev.seed_demo = true;
     })
     .await;
-    let token = app.dev_token.clone().expect("development mode yields an admin token");
+    let token = app
+        .dev_token
+        .clone()
+        .expect("development mode yields an admin token");
     let data = app.ok(&token, "{ services { totalCount nodes { name } } organizations(filter: {kind: CUSTOMER}) { totalCount } }", json!({})).await;
     assert_eq!(data["services"]["totalCount"], 5, "demo catalogue: {data}");
     assert_eq!(data["organizations"]["totalCount"], 3);
     // A token signed with the test secret is not valid in development mode.
-    let (status, _) = app.post(Some(&app.admin()), &json!({ "query": "{ me { subject } }" })).await;
+    let (status, _) = app
+        .post(
+            Some(&app.admin()),
+            &json!({ "query": "{ me { subject } }" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -96,12 +153,94 @@ fn bad_configuration_is_one_clear_error() {
     let err = servicegraph::config::Config::load(Some(path.clone())).unwrap_err();
     assert!(err.contains("hs256_secret"), "{err}");
 
-    let err = servicegraph::config::Config::load(Some(dir.path().join("missing.toml"))).unwrap_err();
+    let err =
+        servicegraph::config::Config::load(Some(dir.path().join("missing.toml"))).unwrap_err();
     assert!(err.contains("does not exist"), "{err}");
 
     std::fs::write(&path, "listen = \"0.0.0.0:9000\"\n[graphql]\nmax_depth = 7\n[cors]\nallowed_origins = [\"https://portal.example.com\"]\n").unwrap();
     let config = servicegraph::config::Config::load(Some(path)).unwrap();
     assert_eq!(config.listen.port(), 9000);
     assert_eq!(config.graphql.max_depth, 7);
-    assert_eq!(config.graphql.max_batch, 10, "defaults fill what the file leaves out");
+    assert_eq!(
+        config.graphql.max_batch, 10,
+        "defaults fill what the file leaves out"
+    );
+}
+
+#[test]
+fn the_example_configuration_file_is_valid_and_states_the_defaults() {
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("servicegraph.example.toml");
+    let config = servicegraph::config::Config::load(Some(path)).expect("example file loads");
+    let defaults = servicegraph::config::Config::default();
+    assert_eq!(config.listen, defaults.listen);
+    assert_eq!(config.graphql.max_depth, defaults.graphql.max_depth);
+    assert_eq!(config.http.max_body_bytes, defaults.http.max_body_bytes);
+    assert_eq!(
+        config.auth.jwks_refresh_interval,
+        defaults.auth.jwks_refresh_interval
+    );
+}
+
+/// A mutation that is waiting on the database when shutdown begins still
+/// completes and is answered; new connections are refused afterwards.
+#[tokio::test]
+async fn graceful_shutdown_lets_in_flight_requests_finish() {
+    use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+    let mut app = TestApp::spawn().await;
+    // Hold a lock that makes the next service insert wait.
+    let db = Database::connect(&app.database_url).await.unwrap();
+    let txn = db.begin().await.unwrap();
+    if is_postgres() {
+        txn.execute_unprepared("LOCK TABLE services IN EXCLUSIVE MODE")
+            .await
+            .unwrap();
+    } else {
+        txn.execute_unprepared("INSERT INTO organizations (code, name, name_key, kind, active, version, created_at, updated_at) VALUES ('lock', 'Lock', 'lock', 'customer', true, 1, '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')").await.unwrap();
+    }
+    let (client, base, token) = (app.client.clone(), app.base.clone(), app.admin());
+    let in_flight = tokio::spawn(async move {
+        client
+            .post(format!("{base}/graphql"))
+            .bearer_auth(token)
+            .json(&json!({ "query": "mutation { createService(input: {name: \"Finishes\"}) { name } }" }))
+            .send()
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!in_flight.is_finished(), "the mutation waits on the lock");
+    let stopped = app.begin_shutdown();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !stopped.is_finished(),
+        "the server waits for the in-flight request"
+    );
+    txn.rollback().await.unwrap();
+
+    let resp = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request is answered");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["data"]["createService"]["name"], "Finishes", "{body}");
+    stopped.await.unwrap().unwrap();
+    let after = reqwest::Client::new()
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await;
+    assert!(after.is_err(), "no new connections after shutdown");
+    let count = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM services",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        count.try_get::<i64>("", "n").unwrap(),
+        1,
+        "the acknowledged write is stored"
+    );
 }
