@@ -1127,7 +1127,12 @@ struct ImpactRow {
 /// dense graphs. The same statement answers the service links of the reached
 /// CIs and, when paths or redundancy are wanted, the edges into them, from
 /// which the paths (one shortest per CI) are rebuilt without another round trip.
-fn impact_sql(backend: DbBackend, direction: ImpactDirection, with_edges: bool) -> String {
+fn impact_sql(
+    backend: DbBackend,
+    direction: ImpactDirection,
+    with_edges: bool,
+    with_kinds: bool,
+) -> String {
     let (from, to) = match direction {
         ImpactDirection::Downstream => ("dependency_id", "dependent_id"),
         ImpactDirection::Upstream => ("dependent_id", "dependency_id"),
@@ -1152,10 +1157,19 @@ fn impact_sql(backend: DbBackend, direction: ImpactDirection, with_edges: bool) 
          FROM service_configuration_items s JOIN reached c ON c.ci_id = s.ci_id"
     );
     if with_edges {
+        // For paths alone the walk index covers the columns (no table reads);
+        // redundancy needs each edge's type and flag.
+        let (flag, kind) = if with_kinds {
+            (
+                "CAST(CASE WHEN r.redundant THEN 1 ELSE 0 END AS BIGINT)",
+                "r.kind",
+            )
+        } else {
+            ("NULL", "NULL")
+        };
         sql.push_str(&format!(
             " UNION ALL \
-             SELECT 2, r.{from}, r.{to}, \
-                    CAST(CASE WHEN r.redundant THEN 1 ELSE 0 END AS BIGINT), NULL, r.kind \
+             SELECT 2, r.{from}, r.{to}, {flag}, NULL, {kind} \
              FROM reached c JOIN ci_relationships r ON r.{to} = c.ci_id"
         ));
     }
@@ -1193,7 +1207,7 @@ pub async fn impact(
     let backend = db.get_database_backend();
     let stmt = Statement::from_sql_and_values(
         backend,
-        impact_sql(backend, direction, with_edges),
+        impact_sql(backend, direction, with_edges, redundancy),
         [
             root.id.into(),
             max_depth.into(),

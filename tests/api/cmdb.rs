@@ -776,3 +776,72 @@ async fn ci_changed_reaches_subscribers_who_may_see_the_ci() {
         "{msg}"
     );
 }
+
+#[tokio::test]
+async fn retiring_a_ci_detaches_it_and_is_final() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin();
+    let web = app_ci(&app, "web").await;
+    let db = ci(&app, "db", "database", json!({ "engine": "mysql" })).await;
+    relate(&app, &web, "DEPENDS_ON", &db, false).await;
+    let svc = app
+        .service(json!({ "name": "Shop", "status": "LIVE" }))
+        .await;
+    app.ok(
+        &admin,
+        "mutation($s: ID!, $c: ID!) { addServiceConfigurationItem(serviceId: $s, configurationItemId: $c) { id } }",
+        json!({ "s": svc["id"], "c": db }),
+    )
+    .await;
+
+    let retired = app
+        .ok(
+            &admin,
+            "mutation($id: ID!) { retireConfigurationItem(id: $id, version: 1) { status version relationships { name } services { name } } }",
+            json!({ "id": db }),
+        )
+        .await;
+    assert_eq!(
+        retired["retireConfigurationItem"],
+        json!({ "status": "RETIRED", "version": 2, "relationships": [], "services": [] })
+    );
+    let trail = app
+        .ok(
+            &admin,
+            "{ auditEvents(filter: {action: \"delete\"}) { nodes { recordType } } }",
+            json!({}),
+        )
+        .await;
+    let mut deleted: Vec<&str> = trail["auditEvents"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["recordType"].as_str().unwrap())
+        .collect();
+    deleted.sort();
+    assert_eq!(deleted, ["CiRelationship", "ServiceConfigurationItem"]);
+
+    let update = "mutation($i: UpdateConfigurationItemInput!) { updateConfigurationItem(input: $i) { status } }";
+    let body = app
+        .gql(
+            &admin,
+            update,
+            json!({ "i": { "id": db, "version": 2, "status": "IN_PRODUCTION" } }),
+        )
+        .await;
+    assert_eq!(code(&body), "VALIDATION", "retired is final: {body}");
+    let body = app
+        .gql(
+            &admin,
+            ADD_REL,
+            json!({ "i": { "sourceId": web, "targetId": db, "kind": "DEPENDS_ON" } }),
+        )
+        .await;
+    assert_eq!(
+        code(&body),
+        "VALIDATION",
+        "no new edge to a retired CI: {body}"
+    );
+    let down = impact(&app, &admin, &db, "DOWNSTREAM", None, false).await;
+    assert_eq!(down["reachedCount"], 1);
+}
