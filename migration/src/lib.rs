@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_foundation;
 mod m20261122_000002_cmdb;
 mod m20261122_000003_sla;
+mod m20261122_000004_incident_cis;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_foundation::Migration),
             Box::new(m20261122_000002_cmdb::Migration),
             Box::new(m20261122_000003_sla::Migration),
+            Box::new(m20261122_000004_incident_cis::Migration),
         ]
     }
 }
