@@ -73,6 +73,9 @@ struct Args {
     /// Keep the PostgreSQL database after the run.
     #[arg(long)]
     keep: bool,
+    /// Measure again on a database kept by an earlier run (no generation; kept).
+    #[arg(long)]
+    reuse: Option<String>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -192,11 +195,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("--incidents must be at least 10000 and above --open".into());
     }
     let base = args.postgres.trim_end_matches('/').to_owned();
-    let name = format!("sg_bench_{}", uuid::Uuid::new_v4().simple());
+    let name = match &args.reuse {
+        Some(name) => name.clone(),
+        None => format!("sg_bench_{}", uuid::Uuid::new_v4().simple()),
+    };
     let admin = Database::connect(format!("{base}/postgres")).await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
+    if args.reuse.is_none() {
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await?;
+    }
     let direct = Database::connect(format!("{base}/{name}")).await?;
 
     let url = url::Url::parse(&base)?;
@@ -267,70 +275,73 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // --- generate -----------------------------------------------------------
-    let started = Instant::now();
-    let provider = scalar(
-        &direct,
-        &format!("SELECT id FROM organizations WHERE code = '{provider_code}'"),
-    )
-    .await?;
-    generate_directory(&direct, provider).await?;
-    // One calendar and one SLA through the API (validated), copied to every pair.
-    let all_days: Vec<Value> = [
-        "MONDAY",
-        "TUESDAY",
-        "WEDNESDAY",
-        "THURSDAY",
-        "FRIDAY",
-        "SATURDAY",
-        "SUNDAY",
-    ]
-    .iter()
-    .map(|d| json!({ "weekday": d, "start": "00:00", "end": "24:00" }))
-    .collect();
-    let (_, cal) = post(
-        "mutation($i: CreateBusinessCalendarInput!) { createBusinessCalendar(input: $i) { id } }",
-        json!({ "i": { "name": "24x7", "timeZone": "UTC", "windows": all_days } }),
-    )
-    .await?;
-    let first_customer = scalar(
-        &direct,
-        "SELECT MIN(id) FROM organizations WHERE kind = 'customer'",
-    )
-    .await?;
-    let first_service = scalar(&direct, "SELECT MIN(id) FROM services").await?;
-    let targets = json!([
-        { "priority": "P1", "respondMinutes": 30, "resolveMinutes": 240 },
-        { "priority": "P2", "respondMinutes": 60, "resolveMinutes": 480 },
-        { "priority": "P3", "respondMinutes": 240, "resolveMinutes": 1440 },
-        { "priority": "P4", "respondMinutes": 480, "resolveMinutes": 4320 },
-    ]);
-    let (_, sla) = post(
-        "mutation($i: CreateSlaInput!) { createSla(input: $i) { id status } }",
-        json!({ "i": {
-            "name": "Standard",
-            "customerId": servicegraph::graphql::ids::encode("Organization", first_customer),
-            "serviceId": servicegraph::graphql::ids::encode("Service", first_service),
-            "calendarId": cal["data"]["createBusinessCalendar"]["id"],
-            "validFrom": "2020-01-01T00:00:00Z",
-            "targets": targets,
-            "availabilityTarget": 99.9,
-            "status": "ACTIVE"
-        } }),
-    )
-    .await?;
-    if sla["data"]["createSla"]["status"] != "ACTIVE" {
-        return Err(format!("the template SLA is not active: {sla}").into());
+    if args.reuse.is_none() {
+        let started = Instant::now();
+
+        let provider = scalar(
+            &direct,
+            &format!("SELECT id FROM organizations WHERE code = '{provider_code}'"),
+        )
+        .await?;
+        generate_directory(&direct, provider).await?;
+        // One calendar and one SLA through the API (validated), copied to every pair.
+        let all_days: Vec<Value> = [
+            "MONDAY",
+            "TUESDAY",
+            "WEDNESDAY",
+            "THURSDAY",
+            "FRIDAY",
+            "SATURDAY",
+            "SUNDAY",
+        ]
+        .iter()
+        .map(|d| json!({ "weekday": d, "start": "00:00", "end": "24:00" }))
+        .collect();
+        let (_, cal) = post(
+            "mutation($i: CreateBusinessCalendarInput!) { createBusinessCalendar(input: $i) { id } }",
+            json!({ "i": { "name": "24x7", "timeZone": "UTC", "windows": all_days } }),
+        )
+        .await?;
+        let first_customer = scalar(
+            &direct,
+            "SELECT MIN(id) FROM organizations WHERE kind = 'customer'",
+        )
+        .await?;
+        let first_service = scalar(&direct, "SELECT MIN(id) FROM services").await?;
+        let targets = json!([
+            { "priority": "P1", "respondMinutes": 30, "resolveMinutes": 240 },
+            { "priority": "P2", "respondMinutes": 60, "resolveMinutes": 480 },
+            { "priority": "P3", "respondMinutes": 240, "resolveMinutes": 1440 },
+            { "priority": "P4", "respondMinutes": 480, "resolveMinutes": 4320 },
+        ]);
+        let (_, sla) = post(
+            "mutation($i: CreateSlaInput!) { createSla(input: $i) { id status } }",
+            json!({ "i": {
+                "name": "Standard",
+                "customerId": servicegraph::graphql::ids::encode("Organization", first_customer),
+                "serviceId": servicegraph::graphql::ids::encode("Service", first_service),
+                "calendarId": cal["data"]["createBusinessCalendar"]["id"],
+                "validFrom": "2020-01-01T00:00:00Z",
+                "targets": targets,
+                "availabilityTarget": 99.9,
+                "status": "ACTIVE"
+            } }),
+        )
+        .await?;
+        if sla["data"]["createSla"]["status"] != "ACTIVE" {
+            return Err(format!("the template SLA is not active: {sla}").into());
+        }
+        let template = scalar(&direct, "SELECT MIN(id) FROM slas").await?;
+        generate_incidents(&direct, &args, provider, template).await?;
+        println!(
+            "PostgreSQL: generated {} incidents, {} clocks ({} running), {} affected-CI links in {:.1} s",
+            args.incidents,
+            args.incidents * 2,
+            args.open,
+            args.incidents,
+            started.elapsed().as_secs_f64()
+        );
     }
-    let template = scalar(&direct, "SELECT MIN(id) FROM slas").await?;
-    generate_incidents(&direct, &args, provider, template).await?;
-    println!(
-        "PostgreSQL: generated {} incidents, {} clocks ({} running), {} affected-CI links in {:.1} s",
-        args.incidents,
-        args.incidents * 2,
-        args.open,
-        args.incidents,
-        started.elapsed().as_secs_f64()
-    );
 
     // --- (a) slaReport for one month -----------------------------------------
     let mid = Utc::now() - chrono::Duration::days(180);
@@ -476,7 +487,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = server.await;
     drop(store);
     drop(direct);
-    if args.keep {
+    if args.keep || args.reuse.is_some() {
         println!("kept database {name}");
     } else {
         tokio::time::sleep(Duration::from_millis(500)).await;
