@@ -460,6 +460,7 @@ async fn seed_service_levels(
                 assignee_id: None,
                 source: None,
                 category: None,
+                affected_ci_ids: Vec::new(),
             },
         )
         .await?;

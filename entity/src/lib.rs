@@ -8,6 +8,7 @@ pub mod ci_relationship;
 pub mod configuration_item;
 pub mod group_membership;
 pub mod incident;
+pub mod incident_affected_ci;
 pub mod incident_counter;
 pub mod incident_note;
 pub mod organization;
@@ -29,6 +30,7 @@ pub mod prelude {
     pub use super::configuration_item::Entity as ConfigurationItem;
     pub use super::group_membership::Entity as GroupMembership;
     pub use super::incident::Entity as Incident;
+    pub use super::incident_affected_ci::Entity as IncidentAffectedCi;
     pub use super::incident_counter::Entity as IncidentCounter;
     pub use super::incident_note::Entity as IncidentNote;
     pub use super::organization::Entity as Organization;

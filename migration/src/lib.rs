@@ -7,6 +7,7 @@ mod common;
 mod m20261122_000001_foundation;
 mod m20261122_000002_cmdb;
 mod m20261122_000003_sla;
+mod m20261122_000004_incident_cis;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_foundation::Migration),
             Box::new(m20261122_000002_cmdb::Migration),
             Box::new(m20261122_000003_sla::Migration),
+            Box::new(m20261122_000004_incident_cis::Migration),
         ]
     }
 }

@@ -191,6 +191,11 @@ audited!(entity::business_calendar::Model, "BusinessCalendar", |m| {
 audited!(entity::sla::Model, "Sla", |m| Some(m.customer_id));
 audited!(entity::priority_rule::Model, "PriorityRule", |_m| None);
 audited!(entity::incident::Model, "Incident", |m| Some(m.customer_id));
+audited!(
+    entity::incident_affected_ci::Model,
+    "IncidentAffectedCi",
+    |m| Some(m.organization_id)
+);
 audited!(entity::incident_note::Model, "IncidentNote", |m| Some(
     m.customer_id
 ));

@@ -5,12 +5,14 @@
 
 use chrono::{DateTime, Utc};
 use entity::{
-    enums::{ClockKind, IncidentSource, IncidentState, NoteKind},
-    incident, incident_note, organization, sla, sla_clock, support_group, user,
+    configuration_item,
+    enums::{CiStatus, ClockKind, IncidentSource, IncidentState, NoteKind, OrganizationKind},
+    incident, incident_affected_ci, incident_note, organization, sla, sla_clock, support_group,
+    user,
 };
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QuerySelect, Set, Statement,
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ModelTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 
 use super::{
@@ -134,6 +136,123 @@ async fn check_assignment<C: ConnectionTrait>(
     Ok(())
 }
 
+/// How many CIs one incident may name: beyond that, impact analysis says more.
+pub const MAX_AFFECTED_CIS: usize = 100;
+
+/// The CIs named in `affectedCiIds`, de-duplicated in input order. Each must
+/// exist, be visible to the caller, not be retired, and belong to the
+/// incident's customer or to the provider; another tenant's CI answers like a
+/// missing one.
+async fn check_affected_cis<C: ConnectionTrait>(
+    db: &C,
+    p: &Principal,
+    customer_id: i64,
+    ids: &[i64],
+) -> AppResult<Vec<i64>> {
+    const FIELD: &str = "affectedCiIds";
+    let mut unique = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !unique.contains(id) {
+            unique.push(*id);
+        }
+    }
+    if unique.len() > MAX_AFFECTED_CIS {
+        return Err(AppError::invalid_field(
+            FIELD,
+            format!("an incident names at most {MAX_AFFECTED_CIS} affected configuration items"),
+        ));
+    }
+    if unique.is_empty() {
+        return Ok(unique);
+    }
+    let cis = configuration_item::Entity::find()
+        .filter(configuration_item::Column::Id.is_in(unique.iter().copied()))
+        .all(db)
+        .await?;
+    let owners: Vec<i64> = cis
+        .iter()
+        .map(|c| c.organization_id)
+        .filter(|o| *o != customer_id)
+        .collect();
+    let providers: Vec<i64> = if owners.is_empty() {
+        Vec::new()
+    } else {
+        organization::Entity::find()
+            .filter(organization::Column::Id.is_in(owners))
+            .filter(organization::Column::Kind.eq(OrganizationKind::Provider))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|o| o.id)
+            .collect()
+    };
+    for id in &unique {
+        let ci = cis
+            .iter()
+            .find(|c| c.id == *id && p.can_see(c.organization_id))
+            .ok_or_else(|| AppError::invalid_field(FIELD, "configuration item not found"))?;
+        if ci.organization_id != customer_id && !providers.contains(&ci.organization_id) {
+            return Err(AppError::invalid_field(
+                FIELD,
+                format!(
+                    "configuration item {} belongs neither to the incident's customer nor to the provider",
+                    ci.name
+                ),
+            ));
+        }
+        if ci.status == CiStatus::Retired {
+            return Err(AppError::invalid_field(
+                FIELD,
+                format!("configuration item {} is retired", ci.name),
+            ));
+        }
+    }
+    Ok(unique)
+}
+
+/// Makes `ids` the affected CIs of `inc`: links that go are deleted and new
+/// ones inserted, each with its audit event. Answers whether anything changed.
+async fn set_affected_cis<C: ConnectionTrait>(
+    db: &C,
+    p: &Principal,
+    inc: &incident::Model,
+    ids: &[i64],
+    at: DateTime<Utc>,
+) -> AppResult<bool> {
+    let existing = incident_affected_ci::Entity::find()
+        .filter(incident_affected_ci::Column::IncidentId.eq(inc.id))
+        .order_by_asc(incident_affected_ci::Column::Id)
+        .all(db)
+        .await?;
+    let mut changed = false;
+    for link in &existing {
+        if !ids.contains(&link.ci_id) {
+            link.clone().delete(db).await?;
+            audit::record(db, p, "delete", Some(link), None).await?;
+            changed = true;
+        }
+    }
+    for id in ids {
+        if existing.iter().any(|l| l.ci_id == *id) {
+            continue;
+        }
+        audit::insert(
+            db,
+            p,
+            incident_affected_ci::ActiveModel {
+                id: NotSet,
+                incident_id: Set(inc.id),
+                ci_id: Set(*id),
+                organization_id: Set(inc.customer_id),
+                created_at: Set(at),
+            },
+        )
+        .await?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
 pub struct NewIncident {
     pub customer_id: Option<i64>,
     pub title: String,
@@ -146,6 +265,7 @@ pub struct NewIncident {
     pub assignee_id: Option<i64>,
     pub source: Option<IncidentSource>,
     pub category: Option<String>,
+    pub affected_ci_ids: Vec<i64>,
 }
 
 /// Raises an incident. Requesters raise them for their own organization from
@@ -196,6 +316,7 @@ pub async fn create_incident(
             .map_err(|_| AppError::invalid_field("serviceId", "service not found"))?;
     }
     check_assignment(&txn, p, input.assignment_group_id, input.assignee_id).await?;
+    let affected = check_affected_cis(&txn, p, customer_id, &input.affected_ci_ids).await?;
     let priority = sla_domain::priority_for(&txn, input.impact, input.urgency).await?;
     let at = now();
     let agreement = match input.service_id {
@@ -245,6 +366,7 @@ pub async fn create_incident(
         },
     )
     .await?;
+    set_affected_cis(&txn, p, &created, &affected, at).await?;
     let mut clocks = Vec::new();
     if let Some(agreement) = &agreement {
         let cal = sla_domain::sla_calendar(&txn, agreement).await?;
@@ -397,6 +519,8 @@ pub struct IncidentPatch {
     pub urgency: Option<i32>,
     pub major: Option<bool>,
     pub category: Option<Option<String>>,
+    /// Replaces the affected CIs.
+    pub affected_ci_ids: Option<Vec<i64>>,
 }
 
 fn refuse_if_closed(i: &incident::Model, what: &str) -> AppResult<()> {
@@ -465,6 +589,13 @@ pub async fn update_incident(
         next.major = m;
     }
     let at = now();
+    if let Some(ids) = &input.affected_ci_ids {
+        let ids = check_affected_cis(&txn, p, before.customer_id, ids).await?;
+        if set_affected_cis(&txn, p, &before, &ids, at).await? {
+            // The incident changed: its version moves, so a stale editor is refused.
+            next.updated_at = at;
+        }
+    }
     let updated = save_versioned(&txn, p, &before, next).await?;
     let met = drive_clocks(&txn, p, &before, &updated, ClockCause::default(), at).await?;
     txn.commit().await?;
@@ -636,4 +767,43 @@ pub async fn add_note(
             note: Some(note.clone()),
         })));
     Ok(note)
+}
+
+/// The open incidents (neither resolved nor closed) the caller may see that
+/// name one of `ci_ids` as affected or whose service is one of `service_ids`:
+/// impact analysis answers them. Newest first, at most `limit`, in one statement.
+pub async fn open_incidents_touching<C: ConnectionTrait>(
+    db: &C,
+    p: &Principal,
+    ci_ids: &[i64],
+    service_ids: &[i64],
+    limit: u64,
+) -> AppResult<Vec<incident::Model>> {
+    use sea_orm::{Condition, sea_query::Query};
+    if ci_ids.is_empty() && service_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut touching = Condition::any();
+    if !ci_ids.is_empty() {
+        touching = touching.add(
+            incident::Column::Id.in_subquery(
+                Query::select()
+                    .column(incident_affected_ci::Column::IncidentId)
+                    .from(incident_affected_ci::Entity)
+                    .and_where(incident_affected_ci::Column::CiId.is_in(ci_ids.iter().copied()))
+                    .to_owned(),
+            ),
+        );
+    }
+    if !service_ids.is_empty() {
+        touching = touching.add(incident::Column::ServiceId.is_in(service_ids.iter().copied()));
+    }
+    Ok(incident::Entity::find()
+        .filter(super::directory::scope_to(p, incident::Column::CustomerId))
+        .filter(incident::Column::State.is_not_in([IncidentState::Resolved, IncidentState::Closed]))
+        .filter(touching)
+        .order_by_desc(incident::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
 }

@@ -19,6 +19,7 @@ use super::{
     context::{ContextExt, load},
     directory::{Organization, SupportGroup, maybe, name_contains},
     ids,
+    incident::Incident,
     pagination::{Keyset, Page, PageArgs, SortValue, paginate},
 };
 use crate::{
@@ -487,6 +488,30 @@ impl ImpactAnalysis {
             .cloned()
             .map(ImpactedService)
             .collect()
+    }
+    /// Open incidents (not resolved or closed) of the customers the caller may
+    /// see that name a reached CI as affected or whose service is among the
+    /// impacted services; newest first, `first` at most the page size (default 50).
+    async fn open_incidents(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+    ) -> async_graphql::Result<Vec<Incident>> {
+        let app = ctx.app();
+        let limit = first
+            .unwrap_or(50)
+            .clamp(0, i32::try_from(app.max_page_size).unwrap_or(i32::MAX));
+        let cis: Vec<i64> = self.0.cis.iter().map(|c| c.ci_id).collect();
+        let services: Vec<i64> = self.0.services.iter().map(|s| s.service_id).collect();
+        let found = crate::domain::incident::open_incidents_touching(
+            &app.store.db,
+            ctx.principal()?,
+            &cis,
+            &services,
+            u64::try_from(limit).unwrap_or_default(),
+        )
+        .await?;
+        Ok(found.into_iter().map(Incident).collect())
     }
     /// Customers affected: subscribers of those services and owners of reached CIs.
     async fn customers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Organization>> {

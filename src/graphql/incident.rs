@@ -12,6 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{
     catalogue::Service,
+    cmdb::ConfigurationItem,
     context::{ContextExt, load},
     directory::{Organization, SupportGroup, User, maybe},
     ids,
@@ -153,6 +154,32 @@ impl Incident {
     }
     async fn closed_at(&self) -> Option<DateTime<Utc>> {
         self.0.closed_at
+    }
+    /// The CIs the incident names as affected (those the caller may see), by id.
+    async fn affected_cis(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<ConfigurationItem>> {
+        let p = ctx.principal()?;
+        let app = ctx.app();
+        let links = load(&app.loaders.affected_cis_by_incident, self.0.id)
+            .await?
+            .unwrap_or_default();
+        if links.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cis = app
+            .loaders
+            .configuration_item
+            .load_many(links.iter().map(|l| l.ci_id))
+            .await
+            .map_err(AppError::internal)?;
+        let mut out: Vec<_> = cis
+            .into_values()
+            .filter(|c| p.can_see(c.organization_id))
+            .collect();
+        out.sort_by_key(|c| c.id);
+        Ok(out.into_iter().map(ConfigurationItem).collect())
     }
     /// The SLA attached when the incident was raised (customer + service, in force then).
     async fn sla(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Sla>> {
@@ -328,6 +355,9 @@ pub struct CreateIncidentInput {
     /// PORTAL for requesters; AGENT by default for agents.
     pub source: Option<IncidentSource>,
     pub category: Option<String>,
+    /// The configuration items affected: the customer's or the provider's
+    /// (at most 100).
+    pub affected_ci_ids: Option<Vec<ID>>,
 }
 
 #[derive(InputObject)]
@@ -342,6 +372,8 @@ pub struct UpdateIncidentInput {
     pub urgency: Option<i32>,
     pub major: Option<bool>,
     pub category: MaybeUndefined<String>,
+    /// Replaces the affected configuration items (`[]` removes them all).
+    pub affected_ci_ids: Option<Vec<ID>>,
 }
 
 #[derive(InputObject)]
@@ -382,6 +414,15 @@ fn optional_ref(
         .transpose()
 }
 
+fn ci_refs(v: Option<Vec<ID>>) -> Result<Option<Vec<i64>>, AppError> {
+    v.map(|ids| {
+        ids.iter()
+            .map(|id| ids::reference(id, "ConfigurationItem", "affectedCiIds"))
+            .collect()
+    })
+    .transpose()
+}
+
 fn opt_ref(v: &Option<ID>, kind: &str, field: &str) -> Result<Option<i64>, AppError> {
     v.as_ref()
         .map(|id| ids::reference(id, kind, field))
@@ -416,12 +457,14 @@ impl IncidentMutation {
             assignee_id: opt_ref(&input.assignee_id, "User", "assigneeId")?,
             source: input.source.map(Into::into),
             category: input.category,
+            affected_ci_ids: ci_refs(input.affected_ci_ids)?.unwrap_or_default(),
         };
         let (created, _) = domain::create_incident(&ctx.app().store, p, new).await?;
         Ok(Incident(created))
     }
 
-    /// Changes title, description, impact, urgency, major flag or category (agents).
+    /// Changes title, description, impact, urgency, major flag, category or the
+    /// affected CIs (agents).
     async fn update_incident(
         &self,
         ctx: &Context<'_>,
@@ -437,6 +480,7 @@ impl IncidentMutation {
             urgency: input.urgency,
             major: input.major,
             category: maybe(input.category),
+            affected_ci_ids: ci_refs(input.affected_ci_ids)?,
         };
         Ok(Incident(
             domain::update_incident(&ctx.app().store, p, patch).await?,

@@ -125,6 +125,7 @@ pub struct Loaders {
     pub sla: DataLoader<ById<entity::sla::Entity>>,
     pub clocks_by_incident: DataLoader<ByColumn<entity::sla_clock::Entity>>,
     pub notes_by_incident: DataLoader<ByColumn<entity::incident_note::Entity>>,
+    pub affected_cis_by_incident: DataLoader<ByColumn<entity::incident_affected_ci::Entity>>,
 }
 
 impl Loaders {
@@ -162,6 +163,10 @@ impl Loaders {
             sla: ById::loader(db),
             clocks_by_incident: ByColumn::loader(db, entity::sla_clock::Column::IncidentId),
             notes_by_incident: ByColumn::loader(db, entity::incident_note::Column::IncidentId),
+            affected_cis_by_incident: ByColumn::loader(
+                db,
+                entity::incident_affected_ci::Column::IncidentId,
+            ),
         }
     }
 }

@@ -684,3 +684,235 @@ async fn incident_changes_are_audited_and_bad_input_writes_nothing() {
         .await;
     assert_eq!(d["auditEvents"]["totalCount"], 3);
 }
+
+const CREATE_CI: &str =
+    "mutation($i: CreateConfigurationItemInput!) { createConfigurationItem(input: $i) { id } }";
+const AFFECTED: &str = "query($id: ID!) { incident(id: $id) { version affectedCis { id name } } }";
+
+async fn ci_of(app: &TestApp, name: &str, org: Option<&str>) -> String {
+    let mut input = json!({ "name": name, "classCode": "application", "attributes": {} });
+    if let Some(org) = org {
+        input["organizationId"] = json!(org);
+    }
+    app.ok(&app.admin(), CREATE_CI, json!({ "i": input })).await["createConfigurationItem"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn audit_count(app: &TestApp) -> i64 {
+    app.ok(
+        &app.admin(),
+        "query { auditEvents { totalCount } }",
+        json!({}),
+    )
+    .await["auditEvents"]["totalCount"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn incident_count(app: &TestApp) -> i64 {
+    app.ok(
+        &app.agent(),
+        "query { incidents { totalCount } }",
+        json!({}),
+    )
+    .await["incidents"]["totalCount"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn incidents_name_affected_cis_of_their_customer_or_the_provider() {
+    let app = TestApp::spawn().await;
+    let agent = app.agent();
+    let acme = app.customer("acme").await;
+    let globex = app.customer("globex").await;
+    let acme_erp = ci_of(&app, "acme-erp", Some(&acme)).await;
+    let acme_crm = ci_of(&app, "acme-crm", Some(&acme)).await;
+    let hosting = ci_of(&app, "provider-hosting", None).await;
+    let globex_erp = ci_of(&app, "globex-erp", Some(&globex)).await;
+
+    // An agent names the customer's and the provider's CIs (a repeat counts once).
+    let inc = raise(
+        &app,
+        &agent,
+        json!({ "title": "ERP down", "impact": 1, "urgency": 1, "customerId": acme,
+                "affectedCiIds": [acme_erp, hosting, acme_erp] }),
+    )
+    .await;
+    let id = inc["id"].as_str().unwrap();
+    let read = app.ok(&agent, AFFECTED, json!({ "id": id })).await;
+    let names: Vec<&str> = read["incident"]["affectedCis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["acme-erp", "provider-hosting"]);
+
+    // Another customer's CI, even for an agent who sees it, is refused naming the field.
+    let events = audit_count(&app).await;
+    let incidents = incident_count(&app).await;
+    let body = app
+        .gql(
+            &agent,
+            CREATE,
+            json!({ "i": { "title": "Mixed", "impact": 2, "urgency": 2, "customerId": acme,
+                           "affectedCiIds": [acme_crm, globex_erp] } }),
+        )
+        .await;
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert_eq!(field(&body), "affectedCiIds");
+    // A requester of acme names a globex CI: it answers like a missing one.
+    let jane = app.token("jane@acme", "acme", &["requester"]);
+    let refused = app
+        .gql(
+            &jane,
+            CREATE,
+            json!({ "i": { "title": "Mine", "impact": 2, "urgency": 2,
+                           "affectedCiIds": [globex_erp] } }),
+        )
+        .await;
+    let missing = app
+        .gql(
+            &jane,
+            CREATE,
+            json!({ "i": { "title": "Mine", "impact": 2, "urgency": 2,
+                           "affectedCiIds": [unknown_id("ConfigurationItem")] } }),
+        )
+        .await;
+    assert_eq!(code(&refused), "VALIDATION", "{refused}");
+    assert_eq!(field(&refused), "affectedCiIds");
+    assert_eq!(code(&missing), "VALIDATION");
+    assert_eq!(message(&refused), message(&missing));
+    // Nothing was written: no incident, no link, no audit event, no number used.
+    assert_eq!(incident_count(&app).await, incidents);
+    assert_eq!(audit_count(&app).await, events);
+    let next = raise(
+        &app,
+        &jane,
+        json!({ "title": "Next", "impact": 3, "urgency": 3 }),
+    )
+    .await;
+    assert_eq!(next["number"], "INC-000002");
+
+    // Replacing the set on update: links come and go with audit events, the version moves.
+    let version = read["incident"]["version"].as_i64().unwrap();
+    let upd = app
+        .ok(
+            &agent,
+            "mutation($i: UpdateIncidentInput!) { updateIncident(input: $i) { version affectedCis { name } } }",
+            json!({ "i": { "id": id, "version": version, "affectedCiIds": [acme_crm, hosting] } }),
+        )
+        .await;
+    assert_eq!(upd["updateIncident"]["version"], version + 1);
+    assert_eq!(
+        upd["updateIncident"]["affectedCis"],
+        json!([{ "name": "acme-crm" }, { "name": "provider-hosting" }])
+    );
+    let trail = app
+        .ok(
+            &app.admin(),
+            "query { auditEvents(filter: { recordType: \"IncidentAffectedCi\" }) { nodes { action } } }",
+            json!({}),
+        )
+        .await;
+    let mut actions: Vec<&str> = trail["auditEvents"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["action"].as_str().unwrap())
+        .collect();
+    actions.sort_unstable();
+    assert_eq!(actions, ["create", "create", "create", "delete"]);
+    // A stale version is refused and leaves the links alone.
+    let stale = app
+        .gql(
+            &agent,
+            "mutation($i: UpdateIncidentInput!) { updateIncident(input: $i) { version } }",
+            json!({ "i": { "id": id, "version": version, "affectedCiIds": [] } }),
+        )
+        .await;
+    assert_eq!(code(&stale), "CONFLICT");
+    // The requester sees only its own organization's CIs on its incident.
+    let mine = app.ok(&jane, AFFECTED, json!({ "id": id })).await;
+    assert_eq!(
+        mine["incident"]["affectedCis"],
+        json!([{ "id": acme_crm, "name": "acme-crm" }])
+    );
+}
+
+#[tokio::test]
+async fn incident_lists_nest_affected_cis_and_impact_finds_open_incidents() {
+    let app = TestApp::spawn().await;
+    let agent = app.agent();
+    let acme = app.customer("acme").await;
+    let globex = app.customer("globex").await;
+    let db = ci_of(&app, "acme-db", Some(&acme)).await;
+    let erp = ci_of(&app, "acme-erp", Some(&acme)).await;
+    let globex_app = ci_of(&app, "globex-app", Some(&globex)).await;
+    app.ok(
+        &app.admin(),
+        "mutation($i: AddCiRelationshipInput!) { addCiRelationship(input: $i) { id } }",
+        json!({ "i": { "sourceId": erp, "targetId": db, "kind": "DEPENDS_ON" } }),
+    )
+    .await;
+    let mut open = Vec::new();
+    for i in 0..6 {
+        let ci = if i % 2 == 0 { &erp } else { &db };
+        let inc = raise(
+            &app,
+            &agent,
+            json!({ "title": format!("Acme {i}"), "impact": 2, "urgency": 2, "customerId": acme,
+                    "affectedCiIds": [ci] }),
+        )
+        .await;
+        open.push(inc);
+    }
+    raise(
+        &app,
+        &agent,
+        json!({ "title": "Globex", "impact": 2, "urgency": 2, "customerId": globex,
+                "affectedCiIds": [globex_app] }),
+    )
+    .await;
+    // A resolved one is not open.
+    let done = &open[0];
+    move_to(&app, done["id"].as_str().unwrap(), 1, "RESOLVED").await;
+
+    let list = app
+        .gql(
+            &agent,
+            "query { incidents(first: 50) { nodes { number service { name } assignee { id } clocks { kind } affectedCis { name organization { code } } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(list.get("errors").is_none(), "{list}");
+    let nodes = list["data"]["incidents"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 7);
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["affectedCis"].as_array().unwrap().len() == 1)
+    );
+
+    let q = "query($id: ID!) { ciImpact(id: $id) { openIncidents { title } } }";
+    let from_db = app.ok(&agent, q, json!({ "id": db })).await;
+    let mut titles: Vec<&str> = from_db["ciImpact"]["openIncidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["title"].as_str().unwrap())
+        .collect();
+    titles.sort_unstable();
+    // The DB goes down, so does the ERP that depends on it: both CIs' open incidents.
+    assert_eq!(titles, ["Acme 1", "Acme 2", "Acme 3", "Acme 4", "Acme 5"]);
+    // A globex requester sees none of acme's incidents, even from its own CI.
+    let bob = app.token("bob@globex", "globex", &["requester"]);
+    let theirs = app.ok(&bob, q, json!({ "id": globex_app })).await;
+    assert_eq!(
+        theirs["ciImpact"]["openIncidents"],
+        json!([{ "title": "Globex" }])
+    );
+}
