@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use super::{
     context::ContextExt,
     ids,
-    pagination::{Keyset, Page, PageArgs, SortValue, paginate},
+    pagination::{Keyset, Page, PageArgs, SortValue, page},
 };
 use crate::error::{AppError, AppResult};
 
@@ -119,22 +119,14 @@ impl AuditQuery {
         let q = audit_event::Entity::find()
             .filter(audit_event::Column::RecordType.eq(kind))
             .filter(audit_event::Column::RecordId.eq(n));
-        let app = ctx.app();
-        let args = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        };
-        Ok(paginate(
-            &app.store.db,
+        page(
+            ctx,
             q,
             newest_first(),
-            args,
-            app.max_page_size,
+            PageArgs::new(first, after, last, before),
             AuditEvent,
         )
-        .await?)
+        .await
     }
 
     /// Every audit event, newest first, filtered (admins only).
@@ -172,21 +164,13 @@ impl AuditQuery {
         if let Some(to) = f.to {
             q = q.filter(audit_event::Column::OccurredAt.lt(to));
         }
-        let app = ctx.app();
-        let args = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        };
-        Ok(paginate(
-            &app.store.db,
+        page(
+            ctx,
             q,
             newest_first(),
-            args,
-            app.max_page_size,
+            PageArgs::new(first, after, last, before),
             AuditEvent,
         )
-        .await?)
+        .await
     }
 }

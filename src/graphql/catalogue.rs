@@ -13,7 +13,7 @@ use super::{
     context::{ContextExt, load},
     directory::{Organization, SupportGroup, User, maybe, name_contains},
     ids,
-    pagination::{Keyset, Page, PageArgs, SortValue, paginate},
+    pagination::{Keyset, Page, PageArgs, SortValue, page},
 };
 use crate::{
     domain::catalogue as domain,
@@ -270,7 +270,6 @@ impl CatalogueQuery {
         before: Option<String>,
     ) -> async_graphql::Result<Page<Service>> {
         let p = ctx.principal()?;
-        let app = ctx.app();
         let f = filter.unwrap_or_default();
         let mut q = service::Entity::find().filter(domain::service_visibility(p));
         if let Some(statuses) = f.status.filter(|s| !s.is_empty()) {
@@ -336,13 +335,14 @@ impl CatalogueQuery {
                 id_of: |m: &service::Model| m.id,
             },
         };
-        let args = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        };
-        Ok(paginate(&app.store.db, q, keyset, args, app.max_page_size, Service).await?)
+        page(
+            ctx,
+            q,
+            keyset,
+            PageArgs::new(first, after, last, before),
+            Service,
+        )
+        .await
     }
 
     async fn service(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Service> {

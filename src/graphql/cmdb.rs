@@ -20,7 +20,7 @@ use super::{
     directory::{Organization, SupportGroup, maybe, name_contains},
     ids,
     incident::Incident,
-    pagination::{Keyset, Page, PageArgs, SortValue, paginate},
+    pagination::{Keyset, Page, PageArgs, SortValue, page},
 };
 use crate::{
     domain::cmdb as domain,
@@ -629,22 +629,14 @@ impl CmdbQuery {
         before: Option<String>,
     ) -> async_graphql::Result<Page<ConfigurationItemClass>> {
         ctx.principal()?;
-        let app = ctx.app();
-        let args = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        };
-        Ok(paginate(
-            &app.store.db,
+        page(
+            ctx,
             ci_class::Entity::find(),
             by_code(),
-            args,
-            app.max_page_size,
+            PageArgs::new(first, after, last, before),
             ConfigurationItemClass,
         )
-        .await?)
+        .await
     }
 
     async fn configuration_item_class(
@@ -730,21 +722,14 @@ impl CmdbQuery {
             key: |m: &configuration_item::Model| SortValue::Str(m.name_key.clone()),
             id_of: |m: &configuration_item::Model| m.id,
         };
-        let args = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        };
-        Ok(paginate(
-            &app.store.db,
+        page(
+            ctx,
             q,
             keyset,
-            args,
-            app.max_page_size,
+            PageArgs::new(first, after, last, before),
             ConfigurationItem,
         )
-        .await?)
+        .await
     }
 
     async fn configuration_item(

@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use super::{
     context::{ContextExt, load},
     ids,
-    pagination::{Keyset, Page, PageArgs, SortValue, paginate},
+    pagination::{Keyset, Page, PageArgs, SortValue, page},
 };
 use crate::{
     auth::Principal,
@@ -234,7 +234,6 @@ impl DirectoryQuery {
         before: Option<String>,
     ) -> async_graphql::Result<Page<Organization>> {
         let p = ctx.principal()?;
-        let app = ctx.app();
         let f = filter.unwrap_or_default();
         let mut q = organization::Entity::find().filter(scope_to(p, organization::Column::Id));
         if let Some(kind) = f.kind {
@@ -254,21 +253,14 @@ impl DirectoryQuery {
             key: |m: &organization::Model| SortValue::Str(m.name_key.clone()),
             id_of: |m| m.id,
         };
-        let args = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        };
-        Ok(paginate(
-            &app.store.db,
+        page(
+            ctx,
             q,
             keyset,
-            args,
-            app.max_page_size,
+            PageArgs::new(first, after, last, before),
             Organization,
         )
-        .await?)
+        .await
     }
 
     async fn organization(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Organization> {
@@ -289,7 +281,6 @@ impl DirectoryQuery {
         before: Option<String>,
     ) -> async_graphql::Result<Page<User>> {
         let p = ctx.principal()?;
-        let app = ctx.app();
         let f = filter.unwrap_or_default();
         let mut q = user::Entity::find().filter(scope_to(p, user::Column::OrganizationId));
         if let Some(org) = &f.organization_id {
@@ -309,13 +300,14 @@ impl DirectoryQuery {
             key: |m: &user::Model| SortValue::Int(m.id),
             id_of: |m| m.id,
         };
-        let args = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        };
-        Ok(paginate(&app.store.db, q, keyset, args, app.max_page_size, User).await?)
+        page(
+            ctx,
+            q,
+            keyset,
+            PageArgs::new(first, after, last, before),
+            User,
+        )
+        .await
     }
 
     async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<User> {
@@ -336,7 +328,6 @@ impl DirectoryQuery {
         before: Option<String>,
     ) -> async_graphql::Result<Page<SupportGroup>> {
         let p = ctx.principal()?;
-        let app = ctx.app();
         let mut q = support_group::Entity::find()
             .filter(scope_to(p, support_group::Column::OrganizationId));
         if let Some(cond) = name_contains(support_group::Column::Name, search.as_deref()) {
@@ -349,21 +340,14 @@ impl DirectoryQuery {
             key: |m: &support_group::Model| SortValue::Str(m.name_key.clone()),
             id_of: |m| m.id,
         };
-        let args = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        };
-        Ok(paginate(
-            &app.store.db,
+        page(
+            ctx,
             q,
             keyset,
-            args,
-            app.max_page_size,
+            PageArgs::new(first, after, last, before),
             SupportGroup,
         )
-        .await?)
+        .await
     }
 
     async fn support_group(

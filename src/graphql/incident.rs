@@ -16,7 +16,7 @@ use super::{
     context::{ContextExt, load},
     directory::{Organization, SupportGroup, User, maybe},
     ids,
-    pagination::{Keyset, Page, PageArgs, SortValue, paginate},
+    pagination::{Keyset, Page, PageArgs, SortValue, page},
     sla::{Priority, Sla, SlaClock},
 };
 use crate::{
@@ -272,7 +272,6 @@ impl IncidentQuery {
         before: Option<String>,
     ) -> async_graphql::Result<Page<Incident>> {
         let p = ctx.principal()?;
-        let app = ctx.app();
         let f = filter.unwrap_or_default();
         let mut q = incident::Entity::find().filter(scope_to(p, incident::Column::CustomerId));
         if let Some(states) = f.state.filter(|s| !s.is_empty()) {
@@ -319,13 +318,14 @@ impl IncidentQuery {
             key: |m: &incident::Model| SortValue::Int(m.id),
             id_of: |m: &incident::Model| m.id,
         };
-        let args = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        };
-        Ok(paginate(&app.store.db, q, keyset, args, app.max_page_size, Incident).await?)
+        page(
+            ctx,
+            q,
+            keyset,
+            PageArgs::new(first, after, last, before),
+            Incident,
+        )
+        .await
     }
 
     async fn incident(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Incident> {

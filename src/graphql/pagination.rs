@@ -26,6 +26,22 @@ pub struct PageArgs {
     pub before: Option<String>,
 }
 
+impl PageArgs {
+    pub fn new(
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Self {
+        Self {
+            first,
+            after,
+            last,
+            before,
+        }
+    }
+}
+
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 
 /// The value of the sort column in a cursor.
@@ -215,4 +231,31 @@ where
         Edge::new(cursor, to_node(row))
     }));
     Ok(connection)
+}
+
+/// [`paginate`] for a resolver: the schema's database and page-size limit.
+pub async fn page<E, N>(
+    ctx: &async_graphql::Context<'_>,
+    query: Select<E>,
+    keyset: Keyset<E>,
+    args: PageArgs,
+    to_node: impl Fn(E::Model) -> N,
+) -> async_graphql::Result<Page<N>>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+    E::Column: Send + Sync,
+    N: OutputType,
+{
+    use super::context::ContextExt;
+    let app = ctx.app();
+    Ok(paginate(
+        &app.store.db,
+        query,
+        keyset,
+        args,
+        app.max_page_size,
+        to_node,
+    )
+    .await?)
 }

@@ -11,7 +11,7 @@ use super::{
     context::{ContextExt, load},
     directory::{Organization, maybe},
     ids,
-    pagination::{Keyset, Page, PageArgs, SortValue, paginate},
+    pagination::{Keyset, Page, PageArgs, SortValue, page},
 };
 use crate::{
     domain::{
@@ -403,7 +403,6 @@ impl SlaQuery {
         before: Option<String>,
     ) -> async_graphql::Result<Page<BusinessCalendar>> {
         let p = ctx.principal()?;
-        let app = ctx.app();
         let q = business_calendar::Entity::find()
             .filter(scope_to(p, business_calendar::Column::OrganizationId));
         let keyset = Keyset {
@@ -413,21 +412,14 @@ impl SlaQuery {
             key: |m: &business_calendar::Model| SortValue::Str(m.name_key.clone()),
             id_of: |m: &business_calendar::Model| m.id,
         };
-        let args = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        };
-        Ok(paginate(
-            &app.store.db,
+        page(
+            ctx,
             q,
             keyset,
-            args,
-            app.max_page_size,
+            PageArgs::new(first, after, last, before),
             BusinessCalendar,
         )
-        .await?)
+        .await
     }
 
     async fn business_calendar(
@@ -453,7 +445,6 @@ impl SlaQuery {
         before: Option<String>,
     ) -> async_graphql::Result<Page<Sla>> {
         let p = ctx.principal()?;
-        let app = ctx.app();
         let f = filter.unwrap_or_default();
         let mut q = sla::Entity::find().filter(scope_to(p, sla::Column::CustomerId));
         if let Some(c) = &f.customer_id {
@@ -481,13 +472,14 @@ impl SlaQuery {
             key: |m: &sla::Model| SortValue::Int(m.id),
             id_of: |m: &sla::Model| m.id,
         };
-        let args = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        };
-        Ok(paginate(&app.store.db, q, keyset, args, app.max_page_size, Sla).await?)
+        page(
+            ctx,
+            q,
+            keyset,
+            PageArgs::new(first, after, last, before),
+            Sla,
+        )
+        .await
     }
 
     async fn sla(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Sla> {
@@ -1044,7 +1036,6 @@ impl SlaReport {
     ) -> async_graphql::Result<Page<super::incident::Incident>> {
         use entity::incident;
         let p = ctx.principal()?;
-        let app = ctx.app();
         let q = incident::Entity::find()
             .filter(scope_to(p, incident::Column::CustomerId))
             .filter(
@@ -1059,21 +1050,14 @@ impl SlaReport {
             key: |m: &incident::Model| SortValue::Int(m.id),
             id_of: |m: &incident::Model| m.id,
         };
-        let args = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        };
-        Ok(paginate(
-            &app.store.db,
+        page(
+            ctx,
             q,
             keyset,
-            args,
-            app.max_page_size,
+            PageArgs::new(first, after, last, before),
             super::incident::Incident,
         )
-        .await?)
+        .await
     }
 }
 
