@@ -123,6 +123,23 @@ impl EventBus {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<DomainEvent>> {
         self.tx.subscribe()
     }
+
+    /// Every event published from now on, as a stream for a subscription.
+    /// A subscriber too slow to keep up skips what it missed (logged), never blocks the bus.
+    pub fn stream(&self) -> impl futures_util::Stream<Item = Arc<DomainEvent>> + Send + use<> {
+        use broadcast::error::RecvError;
+        futures_util::stream::unfold(self.subscribe(), |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => return Some((event, rx)),
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(skipped = n, "slow subscriber skipped events")
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        })
+    }
 }
 
 impl Default for EventBus {

@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use entity::{enums, service, service_offering, service_subscription};
 use futures_util::{Stream, StreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Query};
-use tokio::sync::broadcast::error::RecvError;
 
 use super::{
     context::{ContextExt, load},
@@ -626,18 +625,7 @@ impl CatalogueSubscription {
             .status
             .filter(|s| !s.is_empty())
             .map(|s| s.into_iter().map(Into::into).collect());
-        let rx = ctx.app().store.events.subscribe();
-        let events = futures_util::stream::unfold(rx, |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(ev) => return Some((ev, rx)),
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(skipped = n, "slow subscriber skipped events")
-                    }
-                    Err(RecvError::Closed) => return None,
-                }
-            }
-        });
+        let events = ctx.app().store.events.stream();
         Ok(events.filter_map(move |ev| {
             let out = match &*ev {
                 DomainEvent::ServiceChanged(c)

@@ -12,7 +12,6 @@ use sea_orm::{
     sea_query::{Expr, SimpleExpr},
 };
 use serde_json::Value;
-use tokio::sync::broadcast::error::RecvError;
 
 use super::{
     catalogue::{ChangeKindGql, Service},
@@ -1326,18 +1325,7 @@ impl CmdbSubscription {
             .as_ref()
             .map(|id| ids::reference(id, "Organization", "organizationId"))
             .transpose()?;
-        let rx = ctx.app().store.events.subscribe();
-        let events = futures_util::stream::unfold(rx, |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(ev) => return Some((ev, rx)),
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(skipped = n, "slow subscriber skipped events")
-                    }
-                    Err(RecvError::Closed) => return None,
-                }
-            }
-        });
+        let events = ctx.app().store.events.stream();
         Ok(events.filter_map(move |ev| {
             let out = match &*ev {
                 DomainEvent::ConfigurationItemChanged(c)

@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use entity::{enums, incident, incident_note};
 use futures_util::{Stream, StreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use tokio::sync::broadcast::error::RecvError;
 
 use super::{
     catalogue::Service,
@@ -606,18 +605,7 @@ impl IncidentSubscription {
             .priority
             .filter(|s| !s.is_empty())
             .map(|s| s.into_iter().map(Into::into).collect());
-        let rx = ctx.app().store.events.subscribe();
-        let events = futures_util::stream::unfold(rx, |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(ev) => return Some((ev, rx)),
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(skipped = n, "slow subscriber skipped events")
-                    }
-                    Err(RecvError::Closed) => return None,
-                }
-            }
-        });
+        let events = ctx.app().store.events.stream();
         Ok(events.filter_map(move |ev| {
             let out = match &*ev {
                 DomainEvent::IncidentChanged(c)

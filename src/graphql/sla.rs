@@ -843,7 +843,6 @@ impl SlaSubscription {
         filter: Option<SlaEventFilter>,
     ) -> async_graphql::Result<impl futures_util::Stream<Item = SlaEvent> + use<>> {
         use futures_util::StreamExt;
-        use tokio::sync::broadcast::error::RecvError;
         let p = ctx.principal()?.clone();
         let f = filter.unwrap_or_default();
         let opt = |v: &Option<ID>, kind: &str, field: &str| {
@@ -855,18 +854,7 @@ impl SlaSubscription {
         let service = opt(&f.service_id, "Service", "serviceId")?;
         let only = opt(&f.incident_id, "Incident", "incidentId")?;
         let kinds = f.kinds.filter(|k| !k.is_empty());
-        let rx = ctx.app().store.events.subscribe();
-        let events = futures_util::stream::unfold(rx, |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(ev) => return Some((ev, rx)),
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(skipped = n, "slow subscriber skipped events")
-                    }
-                    Err(RecvError::Closed) => return None,
-                }
-            }
-        });
+        let events = ctx.app().store.events.stream();
         Ok(events.filter_map(move |ev| {
             let out = match &*ev {
                 crate::events::DomainEvent::SlaEvent(e)
