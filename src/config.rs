@@ -25,6 +25,7 @@ pub struct Config {
     pub cors: CorsConfig,
     pub provider: ProviderConfig,
     pub sla: SlaConfig,
+    pub ingest: IngestConfig,
     pub dev: DevConfig,
 }
 
@@ -145,6 +146,33 @@ pub struct SlaConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Largest body the ingest endpoints accept (413 above).
+    pub max_body_bytes: usize,
+    /// Most alerts in one delivery (400 above).
+    pub max_alerts: usize,
+    /// Most labels (and most annotations) on one alert.
+    pub max_labels: usize,
+    /// Longest label or annotation value, in bytes.
+    pub max_value_bytes: usize,
+    /// A delivery with the same body within this time is a retry: nothing changes twice.
+    #[serde(with = "humantime_serde")]
+    pub retry_window: Duration,
+    /// How long the delivery log (`ingestLog`) keeps its entries.
+    #[serde(with = "humantime_serde")]
+    pub log_retention: Duration,
+    /// Default reopen window of new integrations.
+    #[serde(with = "humantime_serde")]
+    pub reopen_window: Duration,
+    /// Default flapping threshold of new integrations: more re-fires than this within the window.
+    pub flap_threshold: u32,
+    /// Default flapping window of new integrations.
+    #[serde(with = "humantime_serde")]
+    pub flap_window: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DevConfig {
     /// In development mode (no key configured), load the demo data into an empty database.
     pub seed_demo: bool,
@@ -163,6 +191,7 @@ impl Default for Config {
             cors: CorsConfig::default(),
             provider: ProviderConfig::default(),
             sla: SlaConfig::default(),
+            ingest: IngestConfig::default(),
             dev: DevConfig::default(),
         }
     }
@@ -243,6 +272,22 @@ impl Default for SlaConfig {
             warning_thresholds: vec![75, 90],
             worker_enabled: true,
             worker_interval: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 5 * 1024 * 1024,
+            max_alerts: 1000,
+            max_labels: 64,
+            max_value_bytes: 4096,
+            retry_window: Duration::from_secs(600),
+            log_retention: Duration::from_secs(30 * 86_400),
+            reopen_window: Duration::from_secs(1800),
+            flap_threshold: 3,
+            flap_window: Duration::from_secs(3600),
         }
     }
 }

@@ -64,6 +64,24 @@ impl AppError {
         Self::Internal(Box::new(err))
     }
 
+    /// The database error behind an `INTERNAL` error, if that is what it is.
+    pub fn db_err(&self) -> Option<&sea_orm::DbErr> {
+        match self {
+            Self::Internal(source) => source.downcast_ref::<sea_orm::DbErr>(),
+            _ => None,
+        }
+    }
+
+    /// A unique index refused a write (a concurrent writer got there first).
+    pub fn is_unique_violation(&self) -> bool {
+        self.db_err().is_some_and(|e| {
+            matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            )
+        })
+    }
+
     /// The client-facing message (internal details never appear in it).
     pub fn message(&self) -> String {
         match self {

@@ -228,3 +228,53 @@ pub enum ClockKind {
     #[sea_orm(string_value = "resolve")]
     Resolve,
 }
+
+/// The monitoring system an integration speaks for: it decides which
+/// endpoint's payloads the integration's secret is accepted on.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum IntegrationKind {
+    #[sea_orm(string_value = "alertmanager")]
+    Alertmanager,
+    #[sea_orm(string_value = "grafana")]
+    Grafana,
+    /// PagerDuty Events API v2-compatible senders.
+    #[sea_orm(string_value = "events_api")]
+    EventsApi,
+    /// Senders using the GraphQL `raiseAlert` mutation.
+    #[sea_orm(string_value = "generic")]
+    Generic,
+}
+
+/// What a resolved alert does to its open incident.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum ResolveAction {
+    /// Resolves the incident at the alert's end time.
+    #[sea_orm(string_value = "resolve")]
+    Resolve,
+    /// Only adds a work note; an agent resolves.
+    #[sea_orm(string_value = "note")]
+    Note,
+}
+
+/// The status a monitoring system reports for an alert.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    #[sea_orm(string_value = "firing")]
+    Firing,
+    #[sea_orm(string_value = "acknowledged")]
+    Acknowledged,
+    #[sea_orm(string_value = "resolved")]
+    Resolved,
+}

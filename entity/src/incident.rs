@@ -37,6 +37,8 @@ pub struct Model {
     pub sla_id: Option<i64>,
     pub resolved_at: Option<DateTimeUtc>,
     pub closed_at: Option<DateTimeUtc>,
+    /// The alert key of an incident raised by monitoring: one open incident per customer and key.
+    pub dedup_key: Option<String>,
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

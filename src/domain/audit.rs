@@ -236,3 +236,9 @@ where
     record(db, actor, action, Some(before), Some(&updated)).await?;
     Ok(updated)
 }
+audited!(entity::integration::Model, "Integration", |m| Some(
+    m.organization_id
+));
+audited!(entity::incident_alert::Model, "IncidentAlert", |m| Some(
+    m.customer_id
+));

@@ -6,7 +6,9 @@
 use chrono::{DateTime, Utc};
 use entity::{
     configuration_item,
-    enums::{CiStatus, ClockKind, IncidentSource, IncidentState, NoteKind, OrganizationKind},
+    enums::{
+        CiStatus, ClockKind, IncidentSource, IncidentState, NoteKind, OrganizationKind, Priority,
+    },
     incident, incident_affected_ci, incident_note, organization, sla, sla_clock, support_group,
     user,
 };
@@ -16,7 +18,8 @@ use sea_orm::{
 };
 
 use super::{
-    Store, audit, catalogue, check_version, clean_name, clean_text, now, save_versioned,
+    Store, audit, catalogue, check_version, clean_name, clean_text, insert_rows, now,
+    save_versioned,
     sla::{self as sla_domain, calendar::Calendar, clock},
 };
 use crate::{
@@ -85,29 +88,30 @@ pub async fn find_incident<C: ConnectionTrait>(
     }
 }
 
-/// Hands out the next number of a customer, in the caller's transaction: the
-/// counter row is locked by the upsert until commit, so concurrent creations queue.
-async fn next_number<C: ConnectionTrait>(db: &C, customer_id: i64) -> AppResult<String> {
+/// Reserves `n` consecutive numbers of a customer and answers the first, in
+/// the caller's transaction: the counter row is locked by the upsert until
+/// commit, so concurrent creations queue.
+async fn next_numbers<C: ConnectionTrait>(db: &C, customer_id: i64, n: i64) -> AppResult<i64> {
     let backend = db.get_database_backend();
-    let placeholder = if backend == DbBackend::Postgres {
-        "$1"
+    let (a, b) = if backend == DbBackend::Postgres {
+        ("$1", "$2")
     } else {
-        "?"
+        ("?1", "?2")
     };
     let row = db
         .query_one_raw(Statement::from_sql_and_values(
             backend,
             format!(
-                "INSERT INTO incident_counters (organization_id, last_value) VALUES ({placeholder}, 1) \
-                 ON CONFLICT (organization_id) DO UPDATE SET last_value = incident_counters.last_value + 1 \
+                "INSERT INTO incident_counters (organization_id, last_value) VALUES ({a}, {b}) \
+                 ON CONFLICT (organization_id) DO UPDATE SET last_value = incident_counters.last_value + {b} \
                  RETURNING last_value"
             ),
-            [customer_id.into()],
+            [customer_id.into(), n.into()],
         ))
         .await?
         .ok_or_else(|| AppError::internal(std::io::Error::other("counter upsert returned no row")))?;
-    let n: i64 = row.try_get("", "last_value")?;
-    Ok(format!("INC-{n:06}"))
+    let last: i64 = row.try_get("", "last_value")?;
+    Ok(last - n + 1)
 }
 
 async fn check_assignment<C: ConnectionTrait>(
@@ -318,110 +322,280 @@ pub async fn create_incident(
     check_assignment(&txn, p, input.assignment_group_id, input.assignee_id).await?;
     let affected = check_affected_cis(&txn, p, customer_id, &input.affected_ci_ids).await?;
     let priority = sla_domain::priority_for(&txn, input.impact, input.urgency).await?;
-    let at = now();
-    let agreement = match input.service_id {
-        Some(s) => sla_domain::matching_sla(&txn, customer_id, s, at).await?,
-        None => None,
-    };
     let reporter_id = user::Entity::find()
         .filter(user::Column::Subject.eq(&p.subject))
         .one(&txn)
         .await?
         .map(|u| u.id);
-    let assigned = input.assignment_group_id.is_some() || input.assignee_id.is_some();
-    let number = next_number(&txn, customer_id).await?;
-    let created = audit::insert(
-        &txn,
-        p,
-        incident::ActiveModel {
+    let at = now();
+    let draft = IncidentDraft {
+        customer_id,
+        title,
+        description,
+        impact: input.impact,
+        urgency: input.urgency,
+        priority,
+        major: input.major.unwrap_or(false),
+        source,
+        category,
+        reporter_subject: p.subject.clone(),
+        reporter_id,
+        service_id: input.service_id,
+        assignment_group_id: input.assignment_group_id,
+        assignee_id: input.assignee_id,
+        dedup_key: None,
+        affected_ci_ids: affected,
+    };
+    let raised = raise_many(&txn, p, vec![draft], at)
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::internal(std::io::Error::other("no incident raised")))?;
+    txn.commit().await?;
+    publish_raised(store, &raised, at);
+    Ok((raised.incident, raised.clocks))
+}
+
+/// A validated incident about to be raised: the caller has checked its
+/// customer, service, assignment and CIs against the principal.
+pub struct IncidentDraft {
+    pub customer_id: i64,
+    pub title: String,
+    pub description: Option<String>,
+    pub impact: i32,
+    pub urgency: i32,
+    pub priority: Priority,
+    pub major: bool,
+    pub source: IncidentSource,
+    pub category: Option<String>,
+    pub reporter_subject: String,
+    pub reporter_id: Option<i64>,
+    pub service_id: Option<i64>,
+    pub assignment_group_id: Option<i64>,
+    pub assignee_id: Option<i64>,
+    pub dedup_key: Option<String>,
+    pub affected_ci_ids: Vec<i64>,
+}
+
+/// An incident just raised, with the clocks of its SLA.
+pub struct Raised {
+    pub incident: incident::Model,
+    pub clocks: Vec<sla_clock::Model>,
+}
+
+/// Raises incidents in the caller's transaction, in a fixed number of
+/// statements however many: numbers from each customer's counter, multi-row
+/// inserts of incidents, affected CIs and clocks, and their audit events. The
+/// SLA in force for each customer and service is attached and its clocks
+/// start; an incident raised assigned has had its first response.
+pub async fn raise_many<C: ConnectionTrait>(
+    db: &C,
+    p: &Principal,
+    drafts: Vec<IncidentDraft>,
+    at: DateTime<Utc>,
+) -> AppResult<Vec<Raised>> {
+    use std::collections::HashMap;
+    if drafts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut agreements: HashMap<(i64, i64), Option<(sla::Model, Calendar)>> = HashMap::new();
+    for d in &drafts {
+        let Some(service) = d.service_id else {
+            continue;
+        };
+        if agreements.contains_key(&(d.customer_id, service)) {
+            continue;
+        }
+        let found = match sla_domain::matching_sla(db, d.customer_id, service, at).await? {
+            Some(a) => {
+                let cal = sla_domain::sla_calendar(db, &a).await?;
+                Some((a, cal))
+            }
+            None => None,
+        };
+        agreements.insert((d.customer_id, service), found);
+    }
+    let agreement_of = |d: &IncidentDraft| {
+        d.service_id
+            .and_then(|s| agreements.get(&(d.customer_id, s)))
+            .and_then(Option::as_ref)
+    };
+    // Numbers last: the counter row stays locked until commit.
+    let mut per_customer: Vec<(i64, i64)> = Vec::new();
+    for d in &drafts {
+        match per_customer.iter_mut().find(|(c, _)| *c == d.customer_id) {
+            Some((_, n)) => *n += 1,
+            None => per_customer.push((d.customer_id, 1)),
+        }
+    }
+    let mut next_of: HashMap<i64, i64> = HashMap::new();
+    for (customer, n) in per_customer {
+        next_of.insert(customer, next_numbers(db, customer, n).await?);
+    }
+    let mut rows = Vec::with_capacity(drafts.len());
+    let mut numbers = Vec::with_capacity(drafts.len());
+    for d in &drafts {
+        let n = next_of.get_mut(&d.customer_id).expect("counted above");
+        let number = format!("INC-{:06}", *n);
+        *n += 1;
+        numbers.push(number.clone());
+        let assigned = d.assignment_group_id.is_some() || d.assignee_id.is_some();
+        rows.push(incident::ActiveModel {
             id: NotSet,
-            customer_id: Set(customer_id),
+            customer_id: Set(d.customer_id),
             number: Set(number),
-            title: Set(title),
-            description: Set(description),
-            impact: Set(input.impact),
-            urgency: Set(input.urgency),
-            priority: Set(priority),
-            major: Set(input.major.unwrap_or(false)),
+            title: Set(d.title.clone()),
+            description: Set(d.description.clone()),
+            impact: Set(d.impact),
+            urgency: Set(d.urgency),
+            priority: Set(d.priority),
+            major: Set(d.major),
             state: Set(if assigned {
                 IncidentState::Assigned
             } else {
                 IncidentState::New
             }),
-            source: Set(source),
-            category: Set(category),
-            reporter_subject: Set(p.subject.clone()),
-            reporter_id: Set(reporter_id),
-            service_id: Set(input.service_id),
-            assignment_group_id: Set(input.assignment_group_id),
-            assignee_id: Set(input.assignee_id),
+            source: Set(d.source),
+            category: Set(d.category.clone()),
+            reporter_subject: Set(d.reporter_subject.clone()),
+            reporter_id: Set(d.reporter_id),
+            service_id: Set(d.service_id),
+            assignment_group_id: Set(d.assignment_group_id),
+            assignee_id: Set(d.assignee_id),
             resolution_code: Set(None),
             resolution_notes: Set(None),
-            sla_id: Set(agreement.as_ref().map(|s| s.id)),
+            sla_id: Set(agreement_of(d).map(|(a, _)| a.id)),
             resolved_at: Set(None),
             closed_at: Set(None),
+            dedup_key: Set(d.dedup_key.clone()),
             version: Set(1),
             created_at: Set(at),
             updated_at: Set(at),
-        },
-    )
-    .await?;
-    set_affected_cis(&txn, p, &created, &affected, at).await?;
-    let mut clocks = Vec::new();
-    if let Some(agreement) = &agreement {
-        let cal = sla_domain::sla_calendar(&txn, agreement).await?;
-        for kind in [ClockKind::Respond, ClockKind::Resolve] {
-            let mut c = sla_clock::Model {
-                id: 0,
-                incident_id: created.id,
-                customer_id,
-                sla_id: agreement.id,
-                kind,
-                target_seconds: sla_domain::target_of(agreement, priority, kind),
-                started_at: at,
-                pauses: serde_json::json!([]),
-                paused_since: None,
-                stopped_at: None,
-                due_at: None,
-                met: None,
-                business_seconds: None,
-                warning_fired: 0,
-                breach_fired_at: None,
-                version: 1,
-                created_at: at,
-                updated_at: at,
-            };
-            clock::refresh(&cal, &mut c)?;
-            if kind == ClockKind::Respond && assigned {
-                clock::stop(&cal, &mut c, at)?;
+        });
+    }
+    let inserted = insert_rows(db, rows).await?;
+    let mut by_key: HashMap<(i64, String), incident::Model> = inserted
+        .into_iter()
+        .map(|i| ((i.customer_id, i.number.clone()), i))
+        .collect();
+    let mut incidents = Vec::with_capacity(drafts.len());
+    for (d, number) in drafts.iter().zip(numbers) {
+        incidents.push(
+            by_key
+                .remove(&(d.customer_id, number))
+                .ok_or_else(|| AppError::internal(std::io::Error::other("inserted incident missing")))?,
+        );
+    }
+    audit::record_many(db, p, "create", &incidents).await?;
+
+    let mut links = Vec::new();
+    let mut clock_rows = Vec::new();
+    for (d, inc) in drafts.iter().zip(&incidents) {
+        for ci in &d.affected_ci_ids {
+            links.push(incident_affected_ci::ActiveModel {
+                id: NotSet,
+                incident_id: Set(inc.id),
+                ci_id: Set(*ci),
+                organization_id: Set(inc.customer_id),
+                created_at: Set(at),
+            });
+        }
+        if let Some((agreement, cal)) = agreement_of(d) {
+            let assigned = d.assignment_group_id.is_some() || d.assignee_id.is_some();
+            for c in new_clocks(agreement, cal, inc, assigned, at)? {
+                let mut active: sla_clock::ActiveModel = c.into();
+                active.id = NotSet;
+                clock_rows.push(active);
             }
-            let mut active: sla_clock::ActiveModel = c.into();
-            active.id = NotSet;
-            clocks.push(audit::insert(&txn, p, active).await?);
         }
     }
-    txn.commit().await?;
-    let met: Vec<_> = clocks
-        .iter()
-        .filter(|c| c.met == Some(true))
-        .cloned()
+    let links = insert_rows(db, links).await?;
+    audit::record_many(db, p, "create", &links).await?;
+    let clocks = insert_rows(db, clock_rows).await?;
+    audit::record_many(db, p, "create", &clocks).await?;
+    let mut out: Vec<Raised> = incidents
+        .into_iter()
+        .map(|incident| Raised {
+            incident,
+            clocks: Vec::new(),
+        })
         .collect();
+    for c in clocks {
+        if let Some(r) = out.iter_mut().find(|r| r.incident.id == c.incident_id) {
+            r.clocks.push(c);
+        }
+    }
+    for r in &mut out {
+        r.clocks.sort_by_key(|c| c.kind != ClockKind::Respond);
+    }
+    Ok(out)
+}
+
+/// The respond and resolve clocks of a new incident under `agreement`,
+/// started at `at`; the respond clock stops at once when the incident is
+/// raised assigned.
+fn new_clocks(
+    agreement: &sla::Model,
+    cal: &Calendar,
+    inc: &incident::Model,
+    assigned: bool,
+    at: DateTime<Utc>,
+) -> AppResult<Vec<sla_clock::Model>> {
+    let mut out = Vec::with_capacity(2);
+    for kind in [ClockKind::Respond, ClockKind::Resolve] {
+        let mut c = sla_clock::Model {
+            id: 0,
+            incident_id: inc.id,
+            customer_id: inc.customer_id,
+            sla_id: agreement.id,
+            kind,
+            target_seconds: sla_domain::target_of(agreement, inc.priority, kind),
+            started_at: at,
+            pauses: serde_json::json!([]),
+            paused_since: None,
+            stopped_at: None,
+            due_at: None,
+            met: None,
+            business_seconds: None,
+            warning_fired: 0,
+            breach_fired_at: None,
+            version: 1,
+            created_at: at,
+            updated_at: at,
+        };
+        clock::refresh(cal, &mut c)?;
+        if kind == ClockKind::Respond && assigned {
+            clock::stop(cal, &mut c, at)?;
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// Announces a raised incident: `Created`, and `Met` for a respond clock
+/// stopped at once.
+pub fn publish_raised(store: &Store, raised: &Raised, at: DateTime<Utc>) {
     store
         .events
         .publish(DomainEvent::IncidentChanged(Box::new(IncidentChanged {
             kind: IncidentChangeKind::Created,
-            incident: created.clone(),
+            incident: raised.incident.clone(),
             changed_fields: Vec::new(),
             note: None,
         })));
-    publish_met(store, &created, met, at);
-    Ok((created, clocks))
+    let met: Vec<_> = raised
+        .clocks
+        .iter()
+        .filter(|c| c.met == Some(true))
+        .cloned()
+        .collect();
+    publish_met(store, &raised.incident, met, at);
 }
 
 /// What happened to an incident, for its clocks.
 #[derive(Default)]
-struct ClockCause {
-    responded: bool,
+pub struct ClockCause {
+    /// An agent responded (assignment, acknowledgement, customer-visible comment).
+    pub responded: bool,
 }
 
 /// Moves an incident's clocks along with a change from `before` to `after`.
@@ -491,7 +665,7 @@ async fn drive_clocks<C: ConnectionTrait>(
 }
 
 /// Publishes a `Met` event for each clock that just stopped within its target.
-fn publish_met(
+pub fn publish_met(
     store: &Store,
     inc: &incident::Model,
     clocks: Vec<sla_clock::Model>,
@@ -533,7 +707,7 @@ fn refuse_if_closed(i: &incident::Model, what: &str) -> AppResult<()> {
     Ok(())
 }
 
-fn publish(
+pub fn publish(
     store: &Store,
     kind: IncidentChangeKind,
     before: &incident::Model,
@@ -596,8 +770,7 @@ pub async fn update_incident(
             next.updated_at = at;
         }
     }
-    let updated = save_versioned(&txn, p, &before, next).await?;
-    let met = drive_clocks(&txn, p, &before, &updated, ClockCause::default(), at).await?;
+    let (updated, met) = apply_change(&txn, p, &before, next, ClockCause::default(), at).await?;
     txn.commit().await?;
     publish(store, IncidentChangeKind::Updated, &before, &updated);
     publish_met(store, &updated, met, at);
@@ -638,12 +811,11 @@ pub async fn assign_incident(
         next.state = IncidentState::Assigned;
     }
     let at = now();
-    let updated = save_versioned(&txn, p, &before, next).await?;
-    let met = drive_clocks(
+    let (updated, met) = apply_change(
         &txn,
         p,
         &before,
-        &updated,
+        next,
         ClockCause {
             responded: assigned,
         },
@@ -680,41 +852,90 @@ pub async fn change_state(
     let before = find_incident(&txn, p, input.id).await?;
     check_version("incident", input.version, before.version)?;
     check_transition(before.state, input.state)?;
+    if input.state == IncidentState::Assigned
+        && before.assignment_group_id.is_none()
+        && before.assignee_id.is_none()
+    {
+        return Err(AppError::invalid_field(
+            "state",
+            "set an assignment group or assignee (assignIncident) before ASSIGNED",
+        ));
+    }
+    let resolution = if input.state == IncidentState::Resolved {
+        let code = clean_text("resolutionCode", input.resolution_code, 64)?.ok_or_else(|| {
+            AppError::invalid_field("resolutionCode", "resolving needs a resolutionCode")
+        })?;
+        Some((
+            code,
+            clean_text("resolutionNotes", input.resolution_notes, 20_000)?,
+        ))
+    } else {
+        None
+    };
     let at = now();
-    let mut next = before.clone();
-    next.state = input.state;
+    let next = moved(&before, input.state, resolution, at);
+    let (updated, met) = apply_change(&txn, p, &before, next, ClockCause::default(), at).await?;
+    txn.commit().await?;
+    publish(store, IncidentChangeKind::StateChanged, &before, &updated);
+    publish_met(store, &updated, met, at);
+    Ok(updated)
+}
+
+/// `before` moved to state `to` at `at` (the move is legal): a resolution is
+/// recorded, a closing time set, and a reopening forgets the earlier resolution.
+pub fn moved(
+    before: &incident::Model,
+    to: IncidentState,
+    resolution: Option<(String, Option<String>)>,
+    at: DateTime<Utc>,
+) -> incident::Model {
     use IncidentState::*;
-    match input.state {
-        Assigned if before.assignment_group_id.is_none() && before.assignee_id.is_none() => {
-            return Err(AppError::invalid_field(
-                "state",
-                "set an assignment group or assignee (assignIncident) before ASSIGNED",
-            ));
-        }
+    let mut next = before.clone();
+    next.state = to;
+    match to {
         Resolved => {
-            let code =
-                clean_text("resolutionCode", input.resolution_code, 64)?.ok_or_else(|| {
-                    AppError::invalid_field("resolutionCode", "resolving needs a resolutionCode")
-                })?;
-            next.resolution_code = Some(code);
-            next.resolution_notes = clean_text("resolutionNotes", input.resolution_notes, 20_000)?;
+            if let Some((code, notes)) = resolution {
+                next.resolution_code = Some(code);
+                next.resolution_notes = notes;
+            }
             next.resolved_at = Some(at);
         }
         Closed => next.closed_at = Some(at),
         _ => {}
     }
-    if before.state == Resolved && input.state == InProgress {
+    if before.state == Resolved && to == InProgress {
         // Reopened: the earlier resolution no longer holds.
         next.resolution_code = None;
         next.resolution_notes = None;
         next.resolved_at = None;
     }
-    let updated = save_versioned(&txn, p, &before, next).await?;
-    let met = drive_clocks(&txn, p, &before, &updated, ClockCause::default(), at).await?;
-    txn.commit().await?;
-    publish(store, IncidentChangeKind::StateChanged, &before, &updated);
-    publish_met(store, &updated, met, at);
-    Ok(updated)
+    next
+}
+
+/// Saves `next` over `before` (version-bumped, audited) and moves the clocks
+/// with it, in the caller's transaction. Answers the saved incident and the
+/// clocks that just stopped within target.
+pub async fn apply_change<C: ConnectionTrait>(
+    db: &C,
+    p: &Principal,
+    before: &incident::Model,
+    next: incident::Model,
+    cause: ClockCause,
+    at: DateTime<Utc>,
+) -> AppResult<(incident::Model, Vec<sla_clock::Model>)> {
+    let updated = match save_versioned(db, p, before, next).await {
+        Err(e) if e.is_unique_violation() => {
+            // Only the open-alert index can refuse an update: a reopening
+            // while a newer incident of the same alert is open.
+            return Err(AppError::Conflict(format!(
+                "incident {} cannot reopen: another open incident has the same alert key",
+                before.number
+            )));
+        }
+        other => other?,
+    };
+    let met = drive_clocks(db, p, before, &updated, cause, at).await?;
+    Ok((updated, met))
 }
 
 /// Adds a work note (staff only, never shown to requesters) or a comment

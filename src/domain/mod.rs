@@ -6,6 +6,7 @@ pub mod catalogue;
 pub mod cmdb;
 pub mod directory;
 pub mod incident;
+pub mod monitoring;
 pub mod sla;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -137,7 +138,9 @@ versioned!(
     entity::sla::Model,
     entity::priority_rule::Model,
     entity::incident::Model,
-    entity::sla_clock::Model
+    entity::sla_clock::Model,
+    entity::integration::Model,
+    entity::incident_alert::Model
 );
 
 type ActiveOf<M> = <<M as sea_orm::ModelTrait>::Entity as sea_orm::EntityTrait>::ActiveModel;
@@ -260,4 +263,34 @@ where
         .from_raw_sql(stmt)
         .all(db)
         .await
+}
+
+/// Inserts rows and answers them as stored, in as few statements as the
+/// backend allows: one `jsonb` statement on PostgreSQL, multi-row inserts of
+/// at most 400 rows on SQLite (below its bind-parameter limit).
+pub async fn insert_rows<C, A>(
+    db: &C,
+    rows: Vec<A>,
+) -> Result<Vec<<A::Entity as sea_orm::EntityTrait>::Model>, DbErr>
+where
+    C: sea_orm::ConnectionTrait,
+    A: sea_orm::ActiveModelTrait + Clone,
+    <A::Entity as sea_orm::EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
+{
+    use sea_orm::EntityTrait;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        return insert_many_json(db, &rows, true).await;
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(400) {
+        out.extend(
+            <A::Entity as EntityTrait>::insert_many(chunk.to_vec())
+                .exec_with_returning(db)
+                .await?,
+        );
+    }
+    Ok(out)
 }
