@@ -150,6 +150,15 @@ pub struct AppState {
 impl AppState {
     /// Verifies a bearer token and resolves its tenant and served organizations.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
+        if token.starts_with(crate::domain::monitoring::SECRET_PREFIX) {
+            // A monitoring integration's secret: it may raise alerts, nothing else.
+            return match crate::domain::monitoring::integration_by_secret(&self.db, token).await? {
+                Some(i) => Ok(crate::domain::monitoring::integration_principal(&i)),
+                None => Err(AppError::Unauthenticated(
+                    "unknown integration secret".into(),
+                )),
+            };
+        }
         let claims = self.auth.verify(token).await?;
         let mut codes = vec![claims.tenant.clone()];
         codes.extend(claims.orgs.iter().filter(|c| *c != "*").cloned());
@@ -272,6 +281,13 @@ impl Application {
                 sla.worker_interval,
             )))
         });
+        let _pruner = AbortOnDrop(tokio::spawn(crate::domain::monitoring::run_pruner(
+            Store {
+                db: self.state.db.clone(),
+                events: self.state.events.clone(),
+            },
+            self.state.config.ingest.log_retention,
+        )));
         // Other processes' events, on PostgreSQL.
         let _listener = self.state.relay_origin.clone().map(|origin| {
             AbortOnDrop(tokio::spawn(crate::relay::listen(
@@ -328,6 +344,7 @@ fn router(state: AppState) -> Router {
         .route("/graphql", get(graphiql).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
         .layer(DefaultBodyLimit::max(config.http.max_body_bytes))
+        .merge(crate::ingest::routes())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.http.request_timeout,

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod graphql;
+pub mod ingest;
 pub mod relay;
 pub mod seed;
 pub mod telemetry;
