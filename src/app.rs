@@ -232,6 +232,7 @@ impl Application {
                 store,
                 max_page_size: config.graphql.max_page_size,
                 sla: config.sla.clone(),
+                ingest: config.ingest.clone(),
             },
         );
         let listener = TcpListener::bind(config.listen)

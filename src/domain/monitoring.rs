@@ -371,6 +371,43 @@ pub async fn integration_by_secret<C: ConnectionTrait>(
         .await?)
 }
 
+/// The integration a caller raises alerts through: the one whose secret
+/// authenticated the request (`integration:<id>` principals), or, for staff
+/// and integration-role tokens, the one named, if its tenant is visible.
+pub async fn integration_for_caller<C: ConnectionTrait>(
+    db: &C,
+    p: &Principal,
+    named: Option<i64>,
+) -> AppResult<integration::Model> {
+    let own = p
+        .subject
+        .strip_prefix("integration:")
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|_| p.has_role(Role::Integration) && !p.is_staff());
+    let id = match (own, named) {
+        (Some(own), Some(n)) if own != n => {
+            return Err(AppError::invalid_field("integrationId", "integration not found"));
+        }
+        (Some(own), _) => own,
+        (None, Some(n)) => n,
+        (None, None) => {
+            return Err(AppError::invalid_field(
+                "integrationId",
+                "integrationId is required unless you authenticate with the integration's secret",
+            ));
+        }
+    };
+    if !(p.is_staff() || p.has_role(Role::Integration)) {
+        return Err(AppError::Forbidden(
+            "raising alerts needs an integration secret, the integration role, or the agent or admin role".into(),
+        ));
+    }
+    match integration::Entity::find_by_id(id).one(db).await? {
+        Some(i) if i.active && p.can_see(i.organization_id) => Ok(i),
+        _ => Err(AppError::invalid_field("integrationId", "integration not found")),
+    }
+}
+
 /// Creates an integration and answers it with its secret, which is shown
 /// only this once (only its hash is kept). Admins only.
 pub async fn create_integration(
@@ -554,6 +591,46 @@ pub struct IngestOutcome {
     pub duplicate: bool,
     pub counts: Counts,
     pub alerts: Vec<AlertOutcome>,
+}
+
+/// A label or annotation name safe to put in a message.
+pub fn shown(name: &str) -> String {
+    let s: String = name.chars().take(64).collect();
+    s.escape_debug().to_string()
+}
+
+/// Checks one alert's labels or annotations against the limits; the message
+/// names the alert (`at`) and the offending entry.
+pub fn check_pairs(
+    limits: &IngestConfig,
+    at: &str,
+    what: &str,
+    map: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    if map.len() > limits.max_labels {
+        return Err(format!(
+            "{at}.{what}: at most {} {what} per alert, this one has {}",
+            limits.max_labels,
+            map.len()
+        ));
+    }
+    for (k, v) in map {
+        if k.is_empty() || k.len() > 128 {
+            return Err(format!(
+                "{at}.{what}: a name is 1 to 128 bytes ({:?})",
+                shown(k)
+            ));
+        }
+        if v.len() > limits.max_value_bytes {
+            return Err(format!(
+                "{at}.{what}.{}: a value is at most {} bytes, this one has {}",
+                shown(k),
+                limits.max_value_bytes,
+                v.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Keys longer than this are stored as their hash.

@@ -20,6 +20,7 @@ pub struct SchemaData {
     pub loaders: Loaders,
     pub max_page_size: usize,
     pub sla: crate::config::SlaConfig,
+    pub ingest: crate::config::IngestConfig,
 }
 
 pub trait ContextExt {

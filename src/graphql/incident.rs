@@ -205,6 +205,14 @@ impl Incident {
         notes.sort_by_key(|n| n.id);
         Ok(notes.into_iter().map(IncidentNote).collect())
     }
+    /// The monitoring alert behind an incident raised by an integration
+    /// (its key, count, labels, flapping); staff only, null otherwise.
+    async fn alert(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<super::monitoring::IncidentAlert>> {
+        super::monitoring::alert_of(ctx, self.0.id).await
+    }
     async fn version(&self) -> i32 {
         self.0.version
     }

@@ -126,6 +126,8 @@ pub struct Loaders {
     pub clocks_by_incident: DataLoader<ByColumn<entity::sla_clock::Entity>>,
     pub notes_by_incident: DataLoader<ByColumn<entity::incident_note::Entity>>,
     pub affected_cis_by_incident: DataLoader<ByColumn<entity::incident_affected_ci::Entity>>,
+    pub alert_by_incident: DataLoader<ByColumn<entity::incident_alert::Entity>>,
+    pub integration: DataLoader<ById<entity::integration::Entity>>,
 }
 
 impl Loaders {
@@ -167,6 +169,8 @@ impl Loaders {
                 db,
                 entity::incident_affected_ci::Column::IncidentId,
             ),
+            alert_by_incident: ByColumn::loader(db, entity::incident_alert::Column::IncidentId),
+            integration: ById::loader(db),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod directory;
 pub mod ids;
 pub mod incident;
 pub mod loaders;
+pub mod monitoring;
 pub mod node;
 pub mod pagination;
 pub mod sla;
@@ -28,6 +29,7 @@ pub struct Query(
     sla::SlaQuery,
     sla::SlaReportQuery,
     incident::IncidentQuery,
+    monitoring::MonitoringQuery,
     audit::AuditQuery,
 );
 
@@ -38,6 +40,7 @@ pub struct Mutation(
     cmdb::CmdbMutation,
     sla::SlaMutation,
     incident::IncidentMutation,
+    monitoring::MonitoringMutation,
 );
 
 #[derive(MergedSubscription, Default)]

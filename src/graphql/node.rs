@@ -11,10 +11,11 @@ use super::{
     directory::{Organization, SupportGroup, User},
     ids,
     incident::Incident,
+    monitoring::Integration,
     sla::{BusinessCalendar, Sla},
 };
 use crate::{
-    domain::{catalogue, cmdb, directory, incident, sla},
+    domain::{catalogue, cmdb, directory, incident, monitoring, sla},
     error::{AppError, AppResult},
 };
 
@@ -33,6 +34,7 @@ pub enum Node {
     BusinessCalendar(BusinessCalendar),
     Sla(Sla),
     Incident(Incident),
+    Integration(Integration),
 }
 
 /// Any record by global ID, or `NOT_FOUND` when it is missing or not visible to the caller.
@@ -67,6 +69,9 @@ pub async fn resolve(ctx: &Context<'_>, id: &ID) -> AppResult<Node> {
         }
         "Sla" => Node::Sla(Sla(sla::find_sla(db, p, n).await?)),
         "Incident" => Node::Incident(Incident(incident::find_incident(db, p, n).await?)),
+        "Integration" => {
+            Node::Integration(Integration(monitoring::find_integration(db, p, n).await?))
+        }
         "AuditEvent" => Node::AuditEvent(AuditEvent(super::audit::find_event(ctx, n).await?)),
         _ => return Err(AppError::not_found("record")),
     })

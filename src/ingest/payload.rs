@@ -43,10 +43,8 @@ fn malformed(e: serde_json::Error) -> Refusal {
     bad(format!("malformed JSON: {e}"))
 }
 
-/// A label or annotation name safe to put in a message.
 fn shown(name: &str) -> String {
-    let s: String = name.chars().take(64).collect();
-    s.escape_debug().to_string()
+    crate::domain::monitoring::shown(name)
 }
 
 fn check_map(
@@ -55,30 +53,7 @@ fn check_map(
     what: &str,
     map: &BTreeMap<String, String>,
 ) -> Result<(), Refusal> {
-    if map.len() > limits.max_labels {
-        return Err(bad(format!(
-            "{at}.{what}: at most {} {what} per alert, this one has {}",
-            limits.max_labels,
-            map.len()
-        )));
-    }
-    for (k, v) in map {
-        if k.len() > 128 {
-            return Err(bad(format!(
-                "{at}.{what}: a name is at most 128 bytes ({}...)",
-                shown(k)
-            )));
-        }
-        if v.len() > limits.max_value_bytes {
-            return Err(bad(format!(
-                "{at}.{what}.{}: a value is at most {} bytes, this one has {}",
-                shown(k),
-                limits.max_value_bytes,
-                v.len()
-            )));
-        }
-    }
-    Ok(())
+    crate::domain::monitoring::check_pairs(limits, at, what, map).map_err(bad)
 }
 
 fn check_count(limits: &IngestConfig, n: usize) -> Result<(), Refusal> {
