@@ -479,11 +479,9 @@ pub async fn raise_many<C: ConnectionTrait>(
         .collect();
     let mut incidents = Vec::with_capacity(drafts.len());
     for (d, number) in drafts.iter().zip(numbers) {
-        incidents.push(
-            by_key
-                .remove(&(d.customer_id, number))
-                .ok_or_else(|| AppError::internal(std::io::Error::other("inserted incident missing")))?,
-        );
+        incidents.push(by_key.remove(&(d.customer_id, number)).ok_or_else(|| {
+            AppError::internal(std::io::Error::other("inserted incident missing"))
+        })?);
     }
     audit::record_many(db, p, "create", &incidents).await?;
 

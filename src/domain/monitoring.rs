@@ -18,17 +18,19 @@ use entity::{
 };
 use regex::Regex;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DbBackend,
-    EntityTrait, QueryFilter, QueryOrder, Set, Statement,
+    ActiveModelTrait,
+    ActiveValue::NotSet,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Set,
+    Statement,
     sea_query::{Expr, Func, Query},
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{
-    Store, audit, catalogue, check_version, clean_name, insert_rows, now, save_versioned,
+    Store, audit, catalogue, check_version, clean_name,
     incident::{self as incidents, ClockCause, IncidentDraft, Raised},
-    sla as sla_domain,
+    insert_rows, now, save_versioned, sla as sla_domain,
 };
 use crate::{
     auth::{Principal, Role, TenantScope},
@@ -386,7 +388,10 @@ pub async fn integration_for_caller<C: ConnectionTrait>(
         .filter(|_| p.has_role(Role::Integration) && !p.is_staff());
     let id = match (own, named) {
         (Some(own), Some(n)) if own != n => {
-            return Err(AppError::invalid_field("integrationId", "integration not found"));
+            return Err(AppError::invalid_field(
+                "integrationId",
+                "integration not found",
+            ));
         }
         (Some(own), _) => own,
         (None, Some(n)) => n,
@@ -404,7 +409,10 @@ pub async fn integration_for_caller<C: ConnectionTrait>(
     }
     match integration::Entity::find_by_id(id).one(db).await? {
         Some(i) if i.active && p.can_see(i.organization_id) => Ok(i),
-        _ => Err(AppError::invalid_field("integrationId", "integration not found")),
+        _ => Err(AppError::invalid_field(
+            "integrationId",
+            "integration not found",
+        )),
     }
 }
 
@@ -741,8 +749,15 @@ fn annotations_note(prefix: &str, alert: &IncomingAlert) -> String {
     truncate(&printable(&out, true), 20_000)
 }
 
+/// Labels or annotations as stored: exactly as sent, except NUL (which
+/// PostgreSQL cannot store in text) as U+FFFD.
 fn json_map(m: &BTreeMap<String, String>) -> serde_json::Value {
-    serde_json::to_value(m).unwrap_or(serde_json::Value::Null)
+    let clean = |s: &str| s.replace('\0', "\u{fffd}");
+    serde_json::Value::Object(
+        m.iter()
+            .map(|(k, v)| (clean(k), serde_json::Value::String(clean(v))))
+            .collect(),
+    )
 }
 
 /// A 64-bit lock key for (tenant, alert key).
@@ -817,7 +832,10 @@ pub async fn ingest(
         .await
         {
             Err(e) if e.is_unique_violation() && attempt < 3 => {
-                tracing::debug!(attempt, "alert key taken concurrently; retrying the delivery");
+                tracing::debug!(
+                    attempt,
+                    "alert key taken concurrently; retrying the delivery"
+                );
             }
             other => return other,
         }
@@ -845,7 +863,10 @@ async fn ingest_once(
     let txn = begin_write(&store.db).await?;
     let mut locks: Vec<i64> = keyed.iter().map(|(k, _)| lock_key(customer, k)).collect();
     if let Some(h) = &body_hash {
-        locks.push(lock_key(customer, &format!("delivery:{}:{h}", integration.id)));
+        locks.push(lock_key(
+            customer,
+            &format!("delivery:{}:{h}", integration.id),
+        ));
     }
     lock_keys(&txn, locks).await?;
 
@@ -1177,9 +1198,15 @@ async fn run_round<C: ConnectionTrait>(
                     done(AlertAction::Flapping, Some(&s.incident))
                 } else {
                     let next = incidents::moved(&s.incident, IncidentState::InProgress, None, at);
-                    let (updated, met) =
-                        incidents::apply_change(db, p, &s.incident, next, ClockCause::default(), at)
-                            .await?;
+                    let (updated, met) = incidents::apply_change(
+                        db,
+                        p,
+                        &s.incident,
+                        next,
+                        ClockCause::default(),
+                        at,
+                    )
+                    .await?;
                     let row = save_alert(db, p, integration, &s, alert, at, |a| {
                         a.alert_count += 1;
                         a.reopen_count += 1;
@@ -1410,7 +1437,7 @@ async fn run_round<C: ConnectionTrait>(
                 refires: Set(serde_json::json!([])),
                 labels: Set(json_map(&alert.labels)),
                 annotations: Set(json_map(&alert.annotations)),
-                source_url: Set(alert.source_url.clone()),
+                source_url: Set(alert.source_url.as_deref().map(|u| printable(u, false))),
                 first_seen_at: Set(alert.starts_at.filter(|s| *s <= at).unwrap_or(at)),
                 last_seen_at: Set(at),
                 ended_at: Set(None),
@@ -1489,8 +1516,8 @@ async fn save_alert<C: ConnectionTrait>(
     next.ended_at = None;
     next.labels = json_map(&alert.labels);
     next.annotations = json_map(&alert.annotations);
-    if alert.source_url.is_some() {
-        next.source_url = alert.source_url.clone();
+    if let Some(u) = &alert.source_url {
+        next.source_url = Some(printable(u, false));
     }
     next.last_seen_at = at;
     change(&mut next);
@@ -1538,7 +1565,10 @@ pub async fn log_delivery<C: ConnectionTrait>(
 }
 
 /// Deletes log lines older than the retention; answers how many.
-pub async fn prune_log<C: ConnectionTrait>(db: &C, retention: std::time::Duration) -> AppResult<u64> {
+pub async fn prune_log<C: ConnectionTrait>(
+    db: &C,
+    retention: std::time::Duration,
+) -> AppResult<u64> {
     let cutoff = now() - Duration::seconds(retention.as_secs() as i64);
     let res = ingest_delivery::Entity::delete_many()
         .filter(ingest_delivery::Column::ReceivedAt.lt(cutoff))

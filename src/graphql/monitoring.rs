@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use async_graphql::{
-    Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject,
-};
+use async_graphql::{Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{enums, incident_alert, ingest_delivery, integration};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -219,9 +217,11 @@ impl Integration {
     }
     /// The organization whose incidents it raises.
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Organization>> {
-        Ok(load(&ctx.app().loaders.organization, self.0.organization_id)
-            .await?
-            .map(Organization))
+        Ok(
+            load(&ctx.app().loaders.organization, self.0.organization_id)
+                .await?
+                .map(Organization),
+        )
     }
     async fn kind(&self) -> IntegrationKind {
         self.0.kind.into()
@@ -444,8 +444,8 @@ impl MonitoringQuery {
         let p = ctx.principal()?;
         p.require_admin()?;
         let f = filter.unwrap_or_default();
-        let mut q = integration::Entity::find()
-            .filter(scope_to(p, integration::Column::OrganizationId));
+        let mut q =
+            integration::Entity::find().filter(scope_to(p, integration::Column::OrganizationId));
         if let Some(o) = &f.organization_id {
             q = q.filter(integration::Column::OrganizationId.eq(ids::reference(
                 o,

@@ -64,15 +64,27 @@ impl Endpoint {
 }
 
 async fn alertmanager(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    scoped(&headers, handle(state, Endpoint::Alertmanager, headers.clone(), body)).await
+    scoped(
+        &headers,
+        handle(state, Endpoint::Alertmanager, headers.clone(), body),
+    )
+    .await
 }
 
 async fn grafana(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    scoped(&headers, handle(state, Endpoint::Grafana, headers.clone(), body)).await
+    scoped(
+        &headers,
+        handle(state, Endpoint::Grafana, headers.clone(), body),
+    )
+    .await
 }
 
 async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    scoped(&headers, handle(state, Endpoint::Events, headers.clone(), body)).await
+    scoped(
+        &headers,
+        handle(state, Endpoint::Events, headers.clone(), body),
+    )
+    .await
 }
 
 async fn scoped(headers: &HeaderMap, f: impl Future<Output = Response>) -> Response {

@@ -275,10 +275,11 @@ pub fn parse_events(bytes: &[u8], limits: &IngestConfig) -> Result<Parsed, Refus
                     shown(s)
                 )));
             }
-            if p.summary.as_deref().is_some_and(|s| s.chars().count() > 1024) {
-                return Err(refuse(
-                    "payload.summary is at most 1024 characters".into(),
-                ));
+            if p.summary
+                .as_deref()
+                .is_some_and(|s| s.chars().count() > 1024)
+            {
+                return Err(refuse("payload.summary is at most 1024 characters".into()));
             }
             for (k, v) in [
                 ("source", p.source),
@@ -334,7 +335,9 @@ pub fn parse_events(bytes: &[u8], limits: &IngestConfig) -> Result<Parsed, Refus
             annotations,
             starts_at,
             ends_at: None,
-            source_url: body.client_url.filter(|u| u.len() <= limits.max_value_bytes),
+            source_url: body
+                .client_url
+                .filter(|u| u.len() <= limits.max_value_bytes),
         }],
         routing_key,
     })

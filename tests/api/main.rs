@@ -10,6 +10,7 @@ mod catalogue;
 mod cmdb;
 mod directory;
 mod incident;
+mod ingest;
 mod limits;
 mod pagination;
 mod schema;

@@ -1,0 +1,936 @@
+//! Monitoring alerts to incidents over real HTTP: Alertmanager, Grafana and
+//! events-API payloads as those senders produce them, repeats, resolves,
+//! reopening, flapping, concurrent duplicates, retries, secrets, tenancy,
+//! limits, `raiseAlert`, the delivery log and `incidentChanged`.
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::{helpers::*, sla};
+
+const CREATE_INTEGRATION: &str = "mutation($i: CreateIntegrationInput!) { createIntegration(input: $i) { secret integration { id version name kind secretHint active organization { code } } } }";
+const INCIDENTS: &str = "query { incidents(first: 50) { totalCount edges { node { id number title state priority source resolvedAt resolutionCode description customer { code } service { name } affectedCis { name } clocks { kind stoppedAt } timeline { kind body } assignmentGroup { name } alert { dedupKey status alertCount reopenCount flapping flapCount labels annotations firstSeenAt lastSeenAt endedAt integration { name } } } } } }";
+
+struct Setup {
+    acme: String,
+    service: String,
+    group: String,
+}
+
+/// Acme subscribes to a live "Payments" service with a 24x7 SLA; a CI
+/// `db-01` belongs to Acme; a provider group "NOC" exists.
+async fn setup(app: &TestApp) -> Setup {
+    let acme = app.customer("acme").await;
+    let svc = app
+        .service(json!({ "name": "Payments", "status": "LIVE" }))
+        .await;
+    let service = svc["id"].as_str().unwrap().to_owned();
+    app.subscribe(&service, &acme).await;
+    let cal = sla::round_the_clock(app).await;
+    sla::create_sla(app, &acme, &service, &cal).await;
+    app.ok(
+        &app.admin(),
+        "mutation($i: CreateConfigurationItemInput!) { createConfigurationItem(input: $i) { id } }",
+        json!({ "i": { "name": "db-01", "classCode": "database", "attributes": { "engine": "postgresql" }, "organizationId": acme } }),
+    )
+    .await;
+    let g = app
+        .ok(
+            &app.admin(),
+            "mutation($i: CreateSupportGroupInput!) { createSupportGroup(input: $i) { id } }",
+            json!({ "i": { "name": "NOC" } }),
+        )
+        .await;
+    Setup {
+        acme,
+        service,
+        group: g["createSupportGroup"]["id"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Creates an integration for Acme routing `severity=critical` to impact 1 /
+/// urgency 1 with CIs from the `instance` label; `extra` overrides fields.
+async fn integration(app: &TestApp, s: &Setup, kind: &str, extra: Value) -> (String, String) {
+    let mut input = json!({
+        "organizationId": s.acme,
+        "name": format!("{kind} prod"),
+        "kind": kind,
+        "defaultServiceId": s.service,
+        "defaultAssignmentGroupId": s.group,
+        "rules": [{
+            "name": "critical",
+            "matchers": [{ "label": "severity", "op": "EQUALS", "value": "critical" }],
+            "impact": 1, "urgency": 1,
+            "ciLabels": ["instance"]
+        }, {
+            "name": "rest",
+            "ciLabels": ["instance"]
+        }]
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        input[k] = v.clone();
+    }
+    let d = app
+        .ok(&app.admin(), CREATE_INTEGRATION, json!({ "i": input }))
+        .await;
+    let secret = d["createIntegration"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(secret.starts_with("sgi_"), "{secret}");
+    assert_eq!(
+        d["createIntegration"]["integration"]["secretHint"],
+        secret[..8]
+    );
+    (
+        d["createIntegration"]["integration"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        secret,
+    )
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// An Alertmanager v4 alert as its webhook sends it.
+fn am_alert(status: &str, fingerprint: &str, instance: &str, summary: &str) -> Value {
+    let now = Utc::now();
+    json!({
+        "status": status,
+        "labels": { "alertname": "PostgresDown", "instance": instance, "job": "postgres", "severity": "critical" },
+        "annotations": { "summary": summary, "description": format!("{instance} is not answering") },
+        "startsAt": ts(now - Duration::minutes(5)),
+        "endsAt": if status == "resolved" { ts(now) } else { "0001-01-01T00:00:00Z".to_owned() },
+        "generatorURL": "http://prometheus:9090/graph?g0.expr=up%3D%3D0",
+        "fingerprint": fingerprint
+    })
+}
+
+/// Alertmanager's webhook body (version 4) around `alerts`.
+fn am_body(alerts: Vec<Value>) -> Value {
+    let status = if alerts.iter().any(|a| a["status"] == "firing") {
+        "firing"
+    } else {
+        "resolved"
+    };
+    json!({
+        "version": "4",
+        "groupKey": "{}:{alertname=\"PostgresDown\"}",
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "servicegraph",
+        "groupLabels": { "alertname": "PostgresDown" },
+        "commonLabels": { "alertname": "PostgresDown", "job": "postgres" },
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": alerts
+    })
+}
+
+async fn deliver(
+    app: &TestApp,
+    path: &str,
+    secret: Option<&str>,
+    body: &Value,
+) -> (StatusCode, Value) {
+    deliver_raw(app, path, secret, serde_json::to_vec(body).unwrap()).await
+}
+
+async fn deliver_raw(
+    app: &TestApp,
+    path: &str,
+    secret: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let mut req = app
+        .client
+        .post(format!("{}/ingest/{path}", app.base))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(s) = secret {
+        req = req.bearer_auth(s);
+    }
+    let resp = req.send().await.expect("request sent");
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    let json =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    (status, json)
+}
+
+async fn incidents(app: &TestApp) -> Vec<Value> {
+    let d = app.ok(&app.admin(), INCIDENTS, json!({})).await;
+    d["incidents"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn alertmanager_raises_repeats_resolves_and_reopens_one_incident() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let (_, secret) = integration(&app, &s, "ALERTMANAGER", json!({})).await;
+
+    // Firing: one incident with the routed service, CI, priority and SLA clocks.
+    let (status, body) = deliver(
+        &app,
+        "alertmanager",
+        Some(&secret),
+        &am_body(vec![am_alert(
+            "firing",
+            "fp-db01",
+            "db-01",
+            "Postgres down on db-01",
+        )]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["created"], 1, "{body}");
+    assert_eq!(body["alerts"][0]["action"], "CREATED");
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 1);
+    let inc = &list[0];
+    assert_eq!(inc["title"], "Postgres down on db-01");
+    assert_eq!(inc["source"], "MONITORING");
+    assert_eq!(inc["customer"]["code"], "acme");
+    assert_eq!(inc["service"]["name"], "Payments");
+    assert_eq!(inc["priority"], "P1");
+    assert_eq!(inc["state"], "ASSIGNED");
+    assert_eq!(inc["assignmentGroup"]["name"], "NOC");
+    assert_eq!(inc["affectedCis"], json!([{ "name": "db-01" }]));
+    assert_eq!(inc["clocks"].as_array().unwrap().len(), 2, "{inc}");
+    assert_eq!(inc["alert"]["dedupKey"], "fp-db01");
+    assert_eq!(inc["alert"]["alertCount"], 1);
+    assert_eq!(inc["alert"]["labels"]["instance"], "db-01");
+    assert_eq!(inc["alert"]["integration"]["name"], "ALERTMANAGER prod");
+    assert!(
+        inc["description"]
+            .as_str()
+            .unwrap()
+            .contains("db-01 is not answering")
+    );
+
+    // A repeat with new annotations: same incident, count 2, a work note.
+    let (status, body) = deliver(
+        &app,
+        "alertmanager",
+        Some(&secret),
+        &am_body(vec![am_alert(
+            "firing",
+            "fp-db01",
+            "db-01",
+            "Postgres still down",
+        )]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["updated"], 1, "{body}");
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 1, "a repeat never opens a second incident");
+    assert_eq!(list[0]["alert"]["alertCount"], 2);
+    assert_eq!(
+        list[0]["alert"]["annotations"]["summary"],
+        "Postgres still down"
+    );
+    let notes = list[0]["timeline"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| n["kind"] == "WORK_NOTE"
+            && n["body"].as_str().unwrap().contains("Postgres still down")),
+        "{notes:?}"
+    );
+
+    // Resolved: the incident resolves at the alert's end time.
+    let resolved = am_alert("resolved", "fp-db01", "db-01", "Postgres still down");
+    let ends_at = resolved["endsAt"].as_str().unwrap().to_owned();
+    let (status, body) = deliver(
+        &app,
+        "alertmanager",
+        Some(&secret),
+        &am_body(vec![resolved]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["resolved"], 1, "{body}");
+    let inc = incidents(&app).await.remove(0);
+    assert_eq!(inc["state"], "RESOLVED");
+    assert_eq!(inc["resolutionCode"], "monitoring_cleared");
+    let resolved_at = DateTime::parse_from_rfc3339(inc["resolvedAt"].as_str().unwrap()).unwrap();
+    let ended = DateTime::parse_from_rfc3339(&ends_at).unwrap();
+    assert!(
+        (resolved_at - ended).num_seconds().abs() <= 1,
+        "resolvedAt {resolved_at} vs endsAt {ended}"
+    );
+    assert_eq!(inc["alert"]["status"], "RESOLVED");
+
+    // Firing again within the reopen window: the same incident reopens.
+    let (_, body) = deliver(
+        &app,
+        "alertmanager",
+        Some(&secret),
+        &am_body(vec![am_alert(
+            "firing",
+            "fp-db01",
+            "db-01",
+            "Postgres down again",
+        )]),
+    )
+    .await;
+    assert_eq!(body["alerts"][0]["action"], "REOPENED", "{body}");
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["state"], "IN_PROGRESS");
+    assert_eq!(list[0]["resolvedAt"], Value::Null);
+    assert_eq!(list[0]["alert"]["reopenCount"], 1);
+    assert_eq!(list[0]["alert"]["alertCount"], 3);
+}
+
+#[tokio::test]
+async fn after_the_reopen_window_or_once_closed_a_new_incident_opens() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let (_, secret) = integration(
+        &app,
+        &s,
+        "ALERTMANAGER",
+        json!({ "reopenWindowSeconds": 0 }),
+    )
+    .await;
+    let fire = || am_body(vec![am_alert("firing", "fp-x", "db-01", "down")]);
+    deliver(&app, "alertmanager", Some(&secret), &fire()).await;
+    let (_, body) = deliver(
+        &app,
+        "alertmanager",
+        Some(&secret),
+        &am_body(vec![am_alert("resolved", "fp-x", "db-01", "down")]),
+    )
+    .await;
+    assert_eq!(body["resolved"], 1, "{body}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (_, body) = deliver(&app, "alertmanager", Some(&secret), &fire()).await;
+    assert_eq!(body["alerts"][0]["action"], "CREATED", "{body}");
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 2, "a new incident after the window");
+    let states: Vec<&str> = list.iter().map(|i| i["state"].as_str().unwrap()).collect();
+    assert!(
+        states.contains(&"RESOLVED") && states.contains(&"ASSIGNED"),
+        "{states:?}"
+    );
+    assert_ne!(list[0]["number"], list[1]["number"]);
+}
+
+#[tokio::test]
+async fn flapping_is_recorded_instead_of_reopening_each_time() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let (_, secret) = integration(&app, &s, "ALERTMANAGER", json!({ "flapThreshold": 1 })).await;
+    let send = |status: &'static str, summary: &'static str| {
+        let app = &app;
+        let secret = secret.clone();
+        async move {
+            let (code, body) = deliver(
+                app,
+                "alertmanager",
+                Some(&secret),
+                &am_body(vec![am_alert(status, "fp-flap", "db-01", summary)]),
+            )
+            .await;
+            assert_eq!(code, StatusCode::OK, "{body}");
+            body["alerts"][0]["action"].as_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(send("firing", "a").await, "CREATED");
+    assert_eq!(send("resolved", "a").await, "RESOLVED");
+    assert_eq!(send("firing", "b").await, "REOPENED");
+    assert_eq!(send("resolved", "b").await, "RESOLVED");
+    // The second re-fire within the window passes the threshold of 1.
+    assert_eq!(send("firing", "c").await, "FLAPPING");
+    assert_eq!(send("firing", "d").await, "FLAPPING");
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 1, "flapping never opens another incident");
+    let inc = &list[0];
+    assert_eq!(inc["state"], "RESOLVED", "not reopened while flapping");
+    assert_eq!(inc["alert"]["flapping"], true);
+    assert_eq!(inc["alert"]["flapCount"], 2);
+    assert_eq!(inc["alert"]["reopenCount"], 1);
+    let flap_notes = inc["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["body"].as_str().unwrap().contains("flapping"))
+        .count();
+    assert_eq!(flap_notes, 1, "one note when flapping starts");
+}
+
+#[tokio::test]
+async fn identical_alerts_at_the_same_moment_make_one_incident() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let (_, secret) = integration(&app, &s, "ALERTMANAGER", json!({})).await;
+    // 16 deliveries of the same alert (different bodies, so none is a retry).
+    let sends = (0..16).map(|i| {
+        let body = am_body(vec![am_alert(
+            "firing",
+            "fp-race",
+            "db-01",
+            &format!("down (notification {i})"),
+        )]);
+        let app = &app;
+        let secret = secret.clone();
+        async move { deliver(app, "alertmanager", Some(&secret), &body).await }
+    });
+    let results = futures_util::future::join_all(sends).await;
+    for (status, body) in &results {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+    }
+    let created = results
+        .iter()
+        .filter(|(_, b)| b["alerts"][0]["action"] == "CREATED")
+        .count();
+    assert_eq!(created, 1, "exactly one delivery created the incident");
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["alert"]["alertCount"], 16);
+}
+
+#[tokio::test]
+async fn a_retried_delivery_changes_nothing_twice_and_is_logged() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let (id, secret) = integration(&app, &s, "ALERTMANAGER", json!({})).await;
+    let body = am_body(vec![
+        am_alert("firing", "fp-1", "db-01", "one"),
+        am_alert("firing", "fp-2", "db-01", "two"),
+    ]);
+    let (_, first) = deliver(&app, "alertmanager", Some(&secret), &body).await;
+    assert_eq!(first["created"], 2);
+    let (status, again) = deliver(&app, "alertmanager", Some(&secret), &body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(again["created"], 0);
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().all(|i| i["alert"]["alertCount"] == 1));
+
+    let log = app
+        .ok(
+            &app.admin(),
+            "query($i: ID) { ingestLog(integrationId: $i, first: 10) { totalCount edges { node { endpoint httpStatus alerts created updated resolved ignored errors integration { name } } } } }",
+            json!({ "i": id }),
+        )
+        .await;
+    let entries = log["ingestLog"]["edges"].as_array().unwrap();
+    assert_eq!(log["ingestLog"]["totalCount"], 2);
+    // Newest first: the retry, then the original.
+    assert_eq!(entries[0]["node"]["ignored"], 2);
+    assert!(
+        entries[0]["node"]["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("retry")
+    );
+    assert_eq!(entries[1]["node"]["created"], 2);
+    assert_eq!(entries[1]["node"]["endpoint"], "alertmanager");
+    assert_eq!(
+        entries[1]["node"]["integration"]["name"],
+        "ALERTMANAGER prod"
+    );
+    // Requesters and agents do not read the log.
+    let body = app
+        .gql(
+            &app.agent(),
+            "{ ingestLog(first: 1) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn secrets_authenticate_one_integration_of_one_tenant() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let (id, secret) = integration(&app, &s, "ALERTMANAGER", json!({})).await;
+    let body = am_body(vec![am_alert("firing", "fp-a", "db-01", "x")]);
+
+    let (status, b) = deliver(&app, "alertmanager", None, &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{b}");
+    assert_eq!(b["code"], "UNAUTHENTICATED");
+    let (status, _) = deliver(&app, "alertmanager", Some("sgi_not-a-real-secret"), &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = deliver(&app, "alertmanager", Some(&app.admin()), &body).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a JWT is not an integration secret"
+    );
+
+    // Basic auth with the secret as password, as Alertmanager's http_config sends it.
+    let resp = app
+        .client
+        .post(format!("{}/ingest/alertmanager", app.base))
+        .basic_auth("alertmanager", Some(&secret))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    // Rotating the secret retires the old one at once.
+    let d = app
+        .ok(
+            &app.admin(),
+            "mutation($i: RotateIntegrationSecretInput!) { rotateIntegrationSecret(input: $i) { secret integration { version } } }",
+            json!({ "i": { "id": id, "version": 1 } }),
+        )
+        .await;
+    let fresh = d["rotateIntegrationSecret"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = deliver(&app, "alertmanager", Some(&secret), &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = deliver(&app, "alertmanager", Some(&fresh), &body).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A deactivated integration is refused.
+    app.ok(
+        &app.admin(),
+        "mutation($i: UpdateIntegrationInput!) { updateIntegration(input: $i) { active } }",
+        json!({ "i": { "id": id, "version": 2, "active": false } }),
+    )
+    .await;
+    let (status, _) = deliver(&app, "alertmanager", Some(&fresh), &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // A rule cannot route into another tenant's service.
+    let globex = app.customer("globex").await;
+    let theirs = app
+        .service(json!({ "name": "Globex ERP", "status": "LIVE", "organizationId": globex }))
+        .await;
+    let body = app
+        .gql(
+            &app.admin(),
+            CREATE_INTEGRATION,
+            json!({ "i": { "organizationId": s.acme, "name": "sneaky", "kind": "ALERTMANAGER",
+                "rules": [{ "serviceId": theirs["id"] }] } }),
+        )
+        .await;
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert_eq!(field(&body), "rules[0].serviceId");
+    let body = app
+        .gql(
+            &app.admin(),
+            CREATE_INTEGRATION,
+            json!({ "i": { "organizationId": s.acme, "name": "bad regex", "kind": "ALERTMANAGER",
+                "rules": [{ "matchers": [{ "label": "x", "op": "MATCHES", "value": "(" }] }] } }),
+        )
+        .await;
+    assert_eq!(code(&body), "VALIDATION");
+    assert_eq!(field(&body), "rules[0].matchers[0].value");
+    let body = app
+        .gql(
+            &app.agent(),
+            CREATE_INTEGRATION,
+            json!({ "i": { "organizationId": s.acme, "name": "agent's", "kind": "GENERIC" } }),
+        )
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN");
+
+    // Globex's admin-less requester cannot raise through Acme's integration,
+    // and Globex's own integration secret cannot either.
+    let (_, globex_secret) = {
+        let d = app
+            .ok(
+                &app.admin(),
+                CREATE_INTEGRATION,
+                json!({ "i": { "organizationId": globex, "name": "globex am", "kind": "ALERTMANAGER" } }),
+            )
+            .await;
+        (
+            (),
+            d["createIntegration"]["secret"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        )
+    };
+    let raise = "mutation($i: RaiseAlertInput!) { raiseAlert(input: $i) { action incident { customer { code } } } }";
+    let body = app
+        .gql(
+            &globex_secret,
+            raise,
+            json!({ "i": { "integrationId": id, "dedupKey": "k", "summary": "x" } }),
+        )
+        .await;
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    let ok = app
+        .ok(
+            &globex_secret,
+            raise,
+            json!({ "i": { "dedupKey": "k", "summary": "x" } }),
+        )
+        .await;
+    assert_eq!(ok["raiseAlert"]["incident"]["customer"]["code"], "globex");
+    // The secret does nothing else on /graphql.
+    let body = app
+        .gql(
+            &globex_secret,
+            "{ integrations(first: 1) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_deliveries_get_4xx_and_nothing_is_written() {
+    let app = TestApp::spawn_with(|c| {
+        c.ingest.max_body_bytes = 20_000;
+        c.ingest.max_alerts = 3;
+        c.ingest.max_value_bytes = 100;
+    })
+    .await;
+    let s = setup(&app).await;
+    let (id, secret) = integration(&app, &s, "ALERTMANAGER", json!({})).await;
+
+    let (status, b) = deliver_raw(
+        &app,
+        "alertmanager",
+        Some(&secret),
+        b"{\"version\": \"4\", ".to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        b["message"].as_str().unwrap().contains("malformed JSON"),
+        "{b}"
+    );
+
+    let mut wrong = am_body(vec![am_alert("firing", "f", "db-01", "x")]);
+    wrong["version"] = json!("3");
+    let (status, b) = deliver(&app, "alertmanager", Some(&secret), &wrong).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(b["message"].as_str().unwrap().contains("version"), "{b}");
+
+    let many = am_body(
+        (0..4)
+            .map(|i| am_alert("firing", &format!("f{i}"), "db-01", "x"))
+            .collect(),
+    );
+    let (status, b) = deliver(&app, "alertmanager", Some(&secret), &many).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        b["message"].as_str().unwrap().contains("at most 3 alerts"),
+        "{b}"
+    );
+
+    let mut long = am_alert("firing", "f", "db-01", "x");
+    long["labels"]["team"] = json!("x".repeat(101));
+    let (status, b) = deliver(&app, "alertmanager", Some(&secret), &am_body(vec![long])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .contains("alerts[0].labels.team"),
+        "{b}"
+    );
+
+    let mut bad_status = am_alert("firing", "f", "db-01", "x");
+    bad_status["status"] = json!("exploded");
+    let (status, _) = deliver(
+        &app,
+        "alertmanager",
+        Some(&secret),
+        &am_body(vec![bad_status]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, b) = deliver_raw(&app, "alertmanager", Some(&secret), vec![b' '; 30_000]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{b}");
+
+    assert!(incidents(&app).await.is_empty(), "nothing written");
+    let log = app
+        .ok(
+            &app.admin(),
+            "query($i: ID) { ingestLog(integrationId: $i, first: 10) { edges { node { httpStatus errors created } } } }",
+            json!({ "i": id }),
+        )
+        .await;
+    let entries = log["ingestLog"]["edges"].as_array().unwrap();
+    assert!(entries.len() >= 4, "refusals are logged: {entries:?}");
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["node"]["httpStatus"] == 400 && e["node"]["created"] == 0)
+    );
+
+    // Control characters in labels are stored as sent (NUL, which PostgreSQL
+    // cannot store in text, as U+FFFD) and kept out of titles.
+    let mut odd = am_alert("firing", "f-odd", "db-01", "line1\nline2\u{7}bell");
+    odd["labels"]["weird"] = json!("a\u{1b}[31mred\u{0}");
+    let (status, b) = deliver(&app, "alertmanager", Some(&secret), &am_body(vec![odd])).await;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    let inc = incidents(&app).await.remove(0);
+    assert_eq!(inc["alert"]["labels"]["weird"], "a\u{1b}[31mred\u{fffd}");
+    assert_eq!(inc["title"], "line1 line2 bell");
+}
+
+#[tokio::test]
+async fn the_events_api_speaks_pagerduty_events_v2() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let (_, secret) = integration(
+        &app,
+        &s,
+        "EVENTS_API",
+        json!({ "defaultAssignmentGroupId": null, "rules": [] }),
+    )
+    .await;
+    let trigger = json!({
+        "routing_key": secret,
+        "event_action": "trigger",
+        "dedup_key": "disk-full-web-7",
+        "payload": {
+            "summary": "Disk full on web-7",
+            "source": "web-7",
+            "severity": "warning",
+            "component": "disk",
+            "group": "web",
+            "class": "storage",
+            "custom_details": { "free_bytes": 0, "mount": "/var" }
+        },
+        "client": "Nagios",
+        "client_url": "https://nagios.example.com"
+    });
+    let (status, b) = deliver(&app, "events", None, &trigger).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(
+        b,
+        json!({ "status": "success", "message": "Event processed", "dedup_key": "disk-full-web-7" })
+    );
+    let inc = incidents(&app).await.remove(0);
+    assert_eq!(inc["state"], "NEW");
+    assert_eq!(inc["priority"], "P3", "warning: impact 2, urgency 2");
+    assert_eq!(inc["alert"]["labels"]["component"], "disk");
+    assert_eq!(inc["alert"]["annotations"]["free_bytes"], "0");
+
+    // Acknowledge: the incident is taken (its first response).
+    let ack = json!({ "routing_key": secret, "event_action": "acknowledge", "dedup_key": "disk-full-web-7" });
+    let (status, _) = deliver(&app, "events", None, &ack).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let inc = incidents(&app).await.remove(0);
+    assert_eq!(inc["state"], "IN_PROGRESS");
+    let respond = inc["clocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "RESPOND")
+        .unwrap()
+        .clone();
+    assert!(
+        respond["stoppedAt"].is_string(),
+        "respond clock stopped: {inc}"
+    );
+
+    let resolve =
+        json!({ "routing_key": secret, "event_action": "resolve", "dedup_key": "disk-full-web-7" });
+    let (status, _) = deliver(&app, "events", None, &resolve).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(incidents(&app).await[0]["state"], "RESOLVED");
+
+    // A trigger without dedup_key gets one, answered for later resolves.
+    let mut keyless = trigger.clone();
+    keyless.as_object_mut().unwrap().remove("dedup_key");
+    let (_, b) = deliver(&app, "events", None, &keyless).await;
+    let key = b["dedup_key"].as_str().unwrap();
+    assert!(!key.is_empty());
+    let (_, b) = deliver(
+        &app,
+        "events",
+        None,
+        &json!({ "routing_key": secret, "event_action": "resolve", "dedup_key": key }),
+    )
+    .await;
+    assert_eq!(b["status"], "success");
+
+    // The API's refusals.
+    let (status, b) = deliver(
+        &app,
+        "events",
+        None,
+        &json!({ "routing_key": "nope", "event_action": "trigger" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{b}");
+    let (status, b) = deliver(
+        &app,
+        "events",
+        None,
+        &json!({ "routing_key": secret, "event_action": "explode", "dedup_key": "x" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(b["status"], "invalid event");
+    assert!(
+        b["errors"][0].as_str().unwrap().contains("event_action"),
+        "{b}"
+    );
+    let mut no_summary = trigger.clone();
+    no_summary["payload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("summary");
+    let (status, b) = deliver(&app, "events", None, &no_summary).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        b["errors"][0].as_str().unwrap().contains("payload.summary"),
+        "{b}"
+    );
+    let (status, _) = deliver(
+        &app,
+        "events",
+        None,
+        &json!({ "routing_key": secret, "event_action": "resolve" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn grafana_alerts_and_the_note_only_resolve_action() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let (_, secret) = integration(&app, &s, "GRAFANA", json!({ "resolveAction": "NOTE" })).await;
+    // Grafana alerting's webhook body (its documented example, trimmed).
+    let grafana = |status: &str| {
+        json!({
+            "receiver": "servicegraph",
+            "status": status,
+            "orgId": 1,
+            "alerts": [{
+                "status": status,
+                "labels": { "alertname": "High CPU", "grafana_folder": "Infra", "instance": "db-01" },
+                "annotations": { "summary": "CPU above 90 % on db-01" },
+                "startsAt": "2026-11-22T09:00:00Z",
+                "endsAt": if status == "resolved" { ts(Utc::now()) } else { "0001-01-01T00:00:00Z".to_owned() },
+                "generatorURL": "http://grafana/alerting/grafana/abc/view",
+                "fingerprint": "c6eadffa33fcdf37",
+                "silenceURL": "http://grafana/alerting/silence/new",
+                "dashboardURL": "http://grafana/d/abc",
+                "panelURL": "http://grafana/d/abc?viewPanel=1",
+                "values": { "B": 92.5, "C": 1 },
+                "valueString": "[ var='B' labels={instance=db-01} value=92.5 ]"
+            }],
+            "groupLabels": { "alertname": "High CPU" },
+            "commonLabels": { "alertname": "High CPU" },
+            "commonAnnotations": {},
+            "externalURL": "http://grafana/",
+            "version": "1",
+            "groupKey": "{}:{alertname=\"High CPU\"}",
+            "truncatedAlerts": 0,
+            "title": format!("[{}] High CPU", status.to_uppercase()),
+            "state": if status == "firing" { "alerting" } else { "ok" },
+            "message": "**Firing**"
+        })
+    };
+    let (status, b) = deliver(&app, "grafana", Some(&secret), &grafana("firing")).await;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    let inc = incidents(&app).await.remove(0);
+    assert_eq!(inc["title"], "CPU above 90 % on db-01");
+    assert_eq!(
+        inc["priority"], "P3",
+        "no severity: impact 2, urgency 2 by default"
+    );
+    assert_eq!(
+        inc["alert"]["annotations"]["dashboardURL"],
+        "http://grafana/d/abc"
+    );
+    assert_eq!(inc["affectedCis"], json!([{ "name": "db-01" }]));
+
+    let (_, b) = deliver(&app, "grafana", Some(&secret), &grafana("resolved")).await;
+    assert_eq!(b["alerts"][0]["action"], "NOTED", "{b}");
+    let inc = incidents(&app).await.remove(0);
+    assert_eq!(inc["state"], "ASSIGNED", "NOTE leaves the incident open");
+    assert!(
+        inc["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["body"].as_str().unwrap().starts_with("Alert resolved at"))
+    );
+}
+
+#[tokio::test]
+async fn raised_alerts_emit_incident_changed_and_raise_alert_matches_the_endpoints() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let (id, secret) = integration(&app, &s, "GENERIC", json!({})).await;
+    let jane = app.token("jane@acme", "acme", &["requester"]);
+    let mut ws = app.ws("graphql-transport-ws").await;
+    ws.init(&jane).await;
+    ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { incidentChanged { kind incident { title source } } }" } }))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let raise = "mutation($i: RaiseAlertInput!) { raiseAlert(input: $i) { action dedupKey incident { number state priority alert { alertCount } } } }";
+    let input = json!({ "dedupKey": "api-5xx", "summary": "API 5xx above 5 %", "severity": "critical",
+        "labels": [{ "name": "instance", "value": "db-01" }] });
+    // The integration's own secret as bearer token.
+    let d = app.ok(&secret, raise, json!({ "i": input })).await;
+    assert_eq!(d["raiseAlert"]["action"], "CREATED");
+    assert_eq!(d["raiseAlert"]["incident"]["priority"], "P1");
+    // Staff name the integration.
+    let mut again = input.clone();
+    again["integrationId"] = json!(id);
+    let d = app.ok(&app.agent(), raise, json!({ "i": again })).await;
+    assert_eq!(d["raiseAlert"]["action"], "UPDATED");
+    assert_eq!(d["raiseAlert"]["incident"]["alert"]["alertCount"], 2);
+
+    let msg = ws.json(5).await;
+    assert_eq!(msg["type"], "next", "{msg}");
+    assert_eq!(msg["payload"]["data"]["incidentChanged"]["kind"], "CREATED");
+    assert_eq!(
+        msg["payload"]["data"]["incidentChanged"]["incident"]["source"],
+        "MONITORING"
+    );
+    let msg = ws.json(5).await;
+    assert_eq!(msg["payload"]["data"]["incidentChanged"]["kind"], "UPDATED");
+
+    // Requesters cannot raise alerts, and do not see the alert details.
+    let body = app
+        .gql(
+            &jane,
+            raise,
+            json!({ "i": { "integrationId": id, "dedupKey": "x", "summary": "x" } }),
+        )
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN");
+    let d = app
+        .ok(
+            &jane,
+            "{ incidents(first: 5) { edges { node { alert { alertCount } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["incidents"]["edges"][0]["node"]["alert"], Value::Null);
+
+    // Resolve through GraphQL too.
+    let d = app
+        .ok(
+            &secret,
+            raise,
+            json!({ "i": { "dedupKey": "api-5xx", "status": "RESOLVED" } }),
+        )
+        .await;
+    assert_eq!(d["raiseAlert"]["action"], "RESOLVED");
+    assert_eq!(d["raiseAlert"]["incident"]["state"], "RESOLVED");
+}
