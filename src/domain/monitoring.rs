@@ -797,7 +797,7 @@ struct KeyState {
 /// Work done by one delivery, published after commit.
 enum Announce {
     Raised(Raised),
-    Changed(IncidentChangeKind, incident::Model, incident::Model),
+    Changed(IncidentChangeKind, Box<(incident::Model, incident::Model)>),
     Met(incident::Model, Vec<entity::sla_clock::Model>),
     Repeat(incident::Model),
 }
@@ -966,9 +966,7 @@ async fn ingest_once(
     for a in announce {
         match a {
             Announce::Raised(r) => incidents::publish_raised(store, &r, at),
-            Announce::Changed(kind, before, after) => {
-                incidents::publish(store, kind, &before, &after)
-            }
+            Announce::Changed(kind, pair) => incidents::publish(store, kind, &pair.0, &pair.1),
             Announce::Met(inc, clocks) => incidents::publish_met(store, &inc, clocks, at),
             Announce::Repeat(inc) => {
                 store
@@ -1223,8 +1221,7 @@ async fn run_round<C: ConnectionTrait>(
                     ));
                     announce.push(Announce::Changed(
                         IncidentChangeKind::StateChanged,
-                        s.incident.clone(),
-                        updated.clone(),
+                        Box::new((s.incident.clone(), updated.clone())),
                     ));
                     announce.push(Announce::Met(updated.clone(), met));
                     states.insert(
@@ -1276,8 +1273,7 @@ async fn run_round<C: ConnectionTrait>(
                         .await?;
                         announce.push(Announce::Changed(
                             IncidentChangeKind::StateChanged,
-                            s.incident.clone(),
-                            updated.clone(),
+                            Box::new((s.incident.clone(), updated.clone())),
                         ));
                         announce.push(Announce::Met(updated.clone(), met));
                         (updated, AlertAction::Resolved)
@@ -1326,8 +1322,7 @@ async fn run_round<C: ConnectionTrait>(
                     .await?;
                     announce.push(Announce::Changed(
                         IncidentChangeKind::StateChanged,
-                        s.incident.clone(),
-                        updated.clone(),
+                        Box::new((s.incident.clone(), updated.clone())),
                     ));
                     announce.push(Announce::Met(updated.clone(), met));
                     incident = updated;

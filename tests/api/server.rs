@@ -180,6 +180,36 @@ fn the_example_configuration_file_is_valid_and_states_the_defaults() {
         config.auth.jwks_refresh_interval,
         defaults.auth.jwks_refresh_interval
     );
+    let (i, d) = (&config.ingest, &defaults.ingest);
+    assert_eq!(
+        (
+            i.max_body_bytes,
+            i.max_alerts,
+            i.max_labels,
+            i.max_value_bytes
+        ),
+        (
+            d.max_body_bytes,
+            d.max_alerts,
+            d.max_labels,
+            d.max_value_bytes
+        )
+    );
+    assert_eq!(
+        (
+            i.retry_window,
+            i.log_retention,
+            i.reopen_window,
+            i.flap_window
+        ),
+        (
+            d.retry_window,
+            d.log_retention,
+            d.reopen_window,
+            d.flap_window
+        )
+    );
+    assert_eq!(i.flap_threshold, d.flap_threshold);
 }
 
 /// A mutation that is waiting on the database when shutdown begins still
