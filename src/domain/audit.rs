@@ -154,10 +154,36 @@ pub async fn record_many<C: ConnectionTrait, M: Audited>(
     action: &str,
     records: &[M],
 ) -> AppResult<()> {
+    let pairs: Vec<(Option<&M>, &M)> = records.iter().map(|m| (None, m)).collect();
+    insert_events(db, actor, action, &pairs).await
+}
+
+/// Writes one `action` event per (before, after) pair (bulk updates), in
+/// multi-row inserts: the same events [`record`] writes.
+pub async fn record_updates<C: ConnectionTrait, M: Audited>(
+    db: &C,
+    actor: &Principal,
+    action: &str,
+    pairs: &[(M, M)],
+) -> AppResult<()> {
+    let pairs: Vec<(Option<&M>, &M)> = pairs.iter().map(|(b, a)| (Some(b), a)).collect();
+    insert_events(db, actor, action, &pairs).await
+}
+
+async fn insert_events<C: ConnectionTrait, M: Audited>(
+    db: &C,
+    actor: &Principal,
+    action: &str,
+    records: &[(Option<&M>, &M)],
+) -> AppResult<()> {
     let at = super::now();
     let request_id = current_request_id();
     let mut rows = Vec::with_capacity(records.len());
-    for m in records {
+    for (before, m) in records {
+        let before = before
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(crate::error::AppError::internal)?;
         let after = serde_json::to_value(m).map_err(crate::error::AppError::internal)?;
         rows.push(audit_event::ActiveModel {
             occurred_at: Set(at),
@@ -167,7 +193,7 @@ pub async fn record_many<C: ConnectionTrait, M: Audited>(
             action: Set(action.to_owned()),
             record_type: Set(M::RECORD_TYPE.to_owned()),
             record_id: Set(m.record_id()),
-            changes: Set(diff(None, Some(&after))),
+            changes: Set(diff(before.as_ref(), Some(&after))),
             snapshot: Set(Some(after)),
             request_id: Set(request_id.clone()),
             ..Default::default()

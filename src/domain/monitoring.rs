@@ -1097,6 +1097,8 @@ async fn run_round<C: ConnectionTrait>(
     let customer = integration.organization_id;
     let mut creations: Vec<(usize, &str, &IncomingAlert, &RoutingRule)> = Vec::new();
     let mut notes: Vec<incident_note::ActiveModel> = Vec::new();
+    let mut repeats: Vec<(incident_alert::Model, incident_alert::Model)> = Vec::new();
+    let mut priorities: HashMap<(i32, i32), entity::enums::Priority> = HashMap::new();
     let fallback = RoutingRule::default();
     let note = |inc: &incident::Model, body: String| incident_note::ActiveModel {
         id: NotSet,
@@ -1125,10 +1127,23 @@ async fn run_round<C: ConnectionTrait>(
                     .alert
                     .as_ref()
                     .is_none_or(|a| a.annotations != json_map(&alert.annotations));
-                let row = save_alert(db, p, integration, &s, alert, at, |a| {
-                    a.alert_count += 1;
-                })
-                .await?;
+                let row = match &s.alert {
+                    // Written in bulk at the end of the round.
+                    Some(before) => {
+                        let mut next = alert_next(before, alert, at);
+                        next.alert_count += 1;
+                        next.version += 1;
+                        next.updated_at = at;
+                        repeats.push((before.clone(), next.clone()));
+                        next
+                    }
+                    None => {
+                        save_alert(db, p, integration, &s, alert, at, |a| {
+                            a.alert_count += 1;
+                        })
+                        .await?
+                    }
+                };
                 if changed {
                     notes.push(note(
                         &s.incident,
@@ -1396,7 +1411,14 @@ async fn run_round<C: ConnectionTrait>(
                 description: Some(describe(alert)).filter(|d| !d.is_empty()),
                 impact,
                 urgency,
-                priority: sla_domain::priority_for(db, impact, urgency).await?,
+                priority: match priorities.get(&(impact, urgency)) {
+                    Some(p) => *p,
+                    None => {
+                        let p = sla_domain::priority_for(db, impact, urgency).await?;
+                        priorities.insert((impact, urgency), p);
+                        p
+                    }
+                },
                 major: false,
                 source: IncidentSource::Monitoring,
                 category: rule
@@ -1459,6 +1481,7 @@ async fn run_round<C: ConnectionTrait>(
             announce.push(Announce::Raised(r));
         }
     }
+    save_repeats(db, p, repeats).await?;
     if !notes.is_empty() {
         let saved = insert_rows(db, notes).await?;
         audit::record_many(db, p, "create", &saved).await?;
@@ -1506,6 +1529,18 @@ async fn save_alert<C: ConnectionTrait>(
             audit::insert(db, p, fresh).await?
         }
     };
+    let mut next = alert_next(&before, alert, at);
+    change(&mut next);
+    save_versioned(db, p, &before, next).await
+}
+
+/// An alert row after a firing notification: firing, latest labels and
+/// annotations, seen now.
+fn alert_next(
+    before: &incident_alert::Model,
+    alert: &IncomingAlert,
+    at: DateTime<Utc>,
+) -> incident_alert::Model {
     let mut next = before.clone();
     next.status = AlertStatus::Firing;
     next.ended_at = None;
@@ -1515,8 +1550,60 @@ async fn save_alert<C: ConnectionTrait>(
         next.source_url = Some(printable(u, false));
     }
     next.last_seen_at = at;
-    change(&mut next);
-    save_versioned(db, p, &before, next).await
+    next
+}
+
+/// Writes the repeats of a round (version already bumped) with their audit
+/// events: on PostgreSQL one UPDATE over a `jsonb` parameter and one
+/// multi-row audit insert, however many; on SQLite (one writer, in process)
+/// row by row.
+async fn save_repeats<C: ConnectionTrait>(
+    db: &C,
+    p: &Principal,
+    pairs: Vec<(incident_alert::Model, incident_alert::Model)>,
+) -> AppResult<()> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    if db.get_database_backend() != DbBackend::Postgres {
+        for (before, mut next) in pairs {
+            // save_versioned bumps again.
+            next.version = before.version;
+            save_versioned(db, p, &before, next).await?;
+        }
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> = pairs
+        .iter()
+        .map(|(_, n)| {
+            serde_json::json!({
+                "id": n.id,
+                "status": n.status,
+                "alert_count": n.alert_count,
+                "labels": n.labels,
+                "annotations": n.annotations,
+                "source_url": n.source_url,
+                "last_seen_at": n.last_seen_at,
+                "ended_at": n.ended_at,
+                "version": n.version,
+                "updated_at": n.updated_at,
+            })
+        })
+        .collect();
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE incident_alerts AS a SET status = v.status, alert_count = v.alert_count, \
+         labels = v.labels, annotations = v.annotations, source_url = v.source_url, \
+         last_seen_at = v.last_seen_at, ended_at = v.ended_at, version = v.version, \
+         updated_at = v.updated_at \
+         FROM jsonb_to_recordset($1) AS v(id bigint, status text, alert_count integer, \
+         labels jsonb, annotations jsonb, source_url text, last_seen_at timestamptz, \
+         ended_at timestamptz, version integer, updated_at timestamptz) \
+         WHERE a.id = v.id",
+        [serde_json::Value::Array(rows).into()],
+    ))
+    .await?;
+    audit::record_updates(db, p, "update", &pairs).await
 }
 
 /// Writes one line of the delivery log.
