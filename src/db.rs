@@ -43,10 +43,65 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, String> {
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
         });
     }
+    if !is_sqlite {
+        let port = url::Url::parse(&config.database_url())
+            .ok()
+            .and_then(|u| u.port())
+            .unwrap_or(5432);
+        opts.map_sqlx_postgres_pool_opts(move |pool| {
+            pool.after_connect(move |_conn, _meta| {
+                Box::pin(async move {
+                    nodelay_to(port);
+                    Ok(())
+                })
+            })
+        });
+    }
     Database::connect(opts)
         .await
         .map_err(|e| format!("cannot connect to the database: {}", redact(&e.to_string())))
 }
+
+/// sqlx 0.9 no longer turns Nagle's algorithm off on its TCP sockets
+/// (transact-rs/sqlx#4335): a statement whose parameters span several TCP
+/// segments (every bulk insert) then waits ~40 ms for the server's delayed
+/// ACK. After each new PostgreSQL connection, this sets TCP_NODELAY on the
+/// process's TCP sockets to the database port (idempotent; Linux only).
+#[cfg(target_os = "linux")]
+fn nodelay_to(port: u16) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<std::os::fd::RawFd>().ok())
+        else {
+            continue;
+        };
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"));
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: the descriptor was open when listed and is only borrowed for
+        // two socket calls; had it been closed since, they fail harmlessly.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let sock = socket2::SockRef::from(&fd);
+        let to_db = sock
+            .peer_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .is_some_and(|a| a.port() == port);
+        if to_db {
+            let _ = sock.set_tcp_nodelay(true);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn nodelay_to(_port: u16) {}
 
 fn sqlx_sqlite_journal_wal() -> sea_orm::sqlx::sqlite::SqliteJournalMode {
     sea_orm::sqlx::sqlite::SqliteJournalMode::Wal
