@@ -375,6 +375,8 @@ pub async fn create_incident(
                 id: 0,
                 incident_id: created.id,
                 customer_id,
+                service_id: input.service_id,
+                priority,
                 sla_id: agreement.id,
                 kind,
                 target_seconds: sla_domain::target_of(agreement, priority, kind),
@@ -453,6 +455,9 @@ async fn drive_clocks<C: ConnectionTrait>(
     let state_changed = before.state != after.state;
     for c in clocks {
         let mut next = c.clone();
+        // What the SLA report groups the clock by follows the incident.
+        next.service_id = after.service_id;
+        next.priority = after.priority;
         if before.priority != after.priority {
             clock::retarget(
                 &cal,
