@@ -264,8 +264,7 @@ mod tests {
             both.await
         };
         assert_eq!((a.unwrap(), b.unwrap()), (Some(1), Some(2)));
-        let batches = seen.lock().unwrap().clone();
-        batches
+        seen.lock().unwrap().clone()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
