@@ -599,9 +599,9 @@ async fn generate_incidents(
         // incident), except the resolve clocks of open incidents, which run and
         // carry the warnings and breaches already fired, as a worker that kept
         // up would have left them.
-        "INSERT INTO sla_clocks (incident_id, customer_id, sla_id, kind, target_seconds, started_at, pauses, \
+        "INSERT INTO sla_clocks (incident_id, customer_id, service_id, priority, sla_id, kind, target_seconds, started_at, pauses, \
            stopped_at, due_at, met, business_seconds, warning_fired, breach_fired_at, version, created_at, updated_at) \
-         SELECT y.id, y.customer_id, y.sla_id, y.kind, y.target, y.created_at, '[]'::jsonb, \
+         SELECT y.id, y.customer_id, y.service_id, y.priority, y.sla_id, y.kind, y.target, y.created_at, '[]'::jsonb, \
            CASE WHEN y.running THEN NULL ELSE y.created_at + y.elapsed * interval '1 second' END, \
            y.created_at + y.target * interval '1 second', \
            CASE WHEN y.running THEN NULL ELSE y.elapsed <= y.target END, \
@@ -612,7 +612,7 @@ async fn generate_incidents(
            CASE WHEN y.running AND now() >= y.created_at + y.target * interval '1 second' \
                 THEN y.created_at + y.target * interval '1 second' END, \
            1, y.created_at, y.created_at \
-         FROM (SELECT i.id, i.customer_id, i.sla_id, i.created_at, k.kind, \
+         FROM (SELECT i.id, i.customer_id, i.service_id, i.priority, i.sla_id, i.created_at, k.kind, \
                  (k.kind = 'resolve' AND i.state <> 'closed') AS running, \
                  CASE WHEN k.kind = 'respond' THEN \
                    CASE i.priority WHEN 'p1' THEN t.respond_p1 WHEN 'p2' THEN t.respond_p2 WHEN 'p3' THEN t.respond_p3 ELSE t.respond_p4 END \

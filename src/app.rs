@@ -504,7 +504,9 @@ async fn execute(
     if !operations.is_empty() {
         tracing::Span::current().record("operation", operations.join(",").as_str());
     }
-    let response = state.schema.execute_batch(batch.data(principal)).await;
+    // Loader fetches wait for the end of the poll that asked for them.
+    let response =
+        crate::graphql::loaders::batched(state.schema.execute_batch(batch.data(principal))).await;
     GraphQLResponse::from(with_codes(response)).into_response()
 }
 

@@ -1,7 +1,7 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::enums::ClockKind;
+use crate::enums::{ClockKind, Priority};
 
 /// The state of one SLA clock of an incident, enough to recompute its due time:
 /// business time is computed from the calendar, the start, the pauses and the stop.
@@ -12,6 +12,11 @@ pub struct Model {
     pub id: i64,
     pub incident_id: i64,
     pub customer_id: i64,
+    /// The incident's service and priority, copied for the SLA report (which
+    /// groups clocks by them without joining the incidents); the incident
+    /// domain keeps them in step with the incident.
+    pub service_id: Option<i64>,
+    pub priority: Priority,
     pub sla_id: i64,
     pub kind: ClockKind,
     /// Business seconds allowed at the incident's current priority.

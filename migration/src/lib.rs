@@ -8,6 +8,7 @@ mod m20261122_000001_foundation;
 mod m20261122_000002_cmdb;
 mod m20261122_000003_sla;
 mod m20261122_000004_incident_cis;
+mod m20261122_000005_sla_clock_facts;
 mod m20261122_000006_monitoring;
 
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_cmdb::Migration),
             Box::new(m20261122_000003_sla::Migration),
             Box::new(m20261122_000004_incident_cis::Migration),
+            Box::new(m20261122_000005_sla_clock_facts::Migration),
             Box::new(m20261122_000006_monitoring::Migration),
         ]
     }

@@ -544,6 +544,8 @@ fn new_clocks(
             id: 0,
             incident_id: inc.id,
             customer_id: inc.customer_id,
+            service_id: inc.service_id,
+            priority: inc.priority,
             sla_id: agreement.id,
             kind,
             target_seconds: sla_domain::target_of(agreement, inc.priority, kind),
@@ -625,6 +627,9 @@ async fn drive_clocks<C: ConnectionTrait>(
     let state_changed = before.state != after.state;
     for c in clocks {
         let mut next = c.clone();
+        // What the SLA report groups the clock by follows the incident.
+        next.service_id = after.service_id;
+        next.priority = after.priority;
         if before.priority != after.priority {
             clock::retarget(
                 &cal,

@@ -989,7 +989,7 @@ pub struct SlaReport {
     to: DateTime<Utc>,
     at: DateTime<Utc>,
     group_by: SlaReportGroupBy,
-    rows: Vec<domain::report::ReportRow>,
+    report: domain::report::Report,
 }
 
 #[Object]
@@ -1005,7 +1005,8 @@ impl SlaReport {
         self.at
     }
     async fn rows(&self) -> Vec<SlaReportRow> {
-        self.rows
+        self.report
+            .rows
             .iter()
             .map(|r| SlaReportRow {
                 row: r.clone(),
@@ -1024,11 +1025,15 @@ impl SlaReport {
     ) -> async_graphql::Result<Page<super::incident::Incident>> {
         use entity::incident;
         let p = ctx.principal()?;
+        // Between the lowest and highest breached incident the report found
+        // (an empty range when there is none), on both sides of the semi join.
+        let span = self.report.breached_span.unwrap_or((1, 0));
         let q = incident::Entity::find()
             .filter(scope_to(p, incident::Column::CustomerId))
+            .filter(incident::Column::Id.between(span.0, span.1))
             .filter(
                 incident::Column::Id.in_subquery(domain::report::breached_incidents(
-                    self.from, self.to, self.at,
+                    self.from, self.to, self.at, span,
                 )),
             );
         let keyset = Keyset {
@@ -1069,7 +1074,7 @@ impl SlaReportQuery {
             SlaReportGroupBy::Customer => domain::report::GroupBy::Customer,
             SlaReportGroupBy::Priority => domain::report::GroupBy::Priority,
         };
-        let rows = domain::report::sla_report(
+        let report = domain::report::sla_report(
             &ctx.app().store.db,
             p,
             period.from,
@@ -1083,7 +1088,7 @@ impl SlaReportQuery {
             to: period.to,
             at,
             group_by,
-            rows,
+            report,
         })
     }
 }

@@ -894,6 +894,95 @@ async fn the_sla_report_matches_hand_computed_figures() {
     assert_eq!(code(&body), "VALIDATION");
 }
 
+/// The report groups clocks by the service and priority they carry: a
+/// priority change moves both clocks of the incident to the new priority's
+/// row, and they stay in their service's row.
+#[tokio::test]
+async fn a_priority_change_moves_the_clocks_in_the_report() {
+    let app = TestApp::spawn_with(|c| c.sla.worker_enabled = false).await;
+    let acme = app.customer("acme").await;
+    let cal = round_the_clock(&app).await;
+    let s = app
+        .service(json!({ "name": "Alpha", "status": "LIVE" }))
+        .await;
+    let service = s["id"].as_str().unwrap().to_owned();
+    create_sla(&app, &acme, &service, &cal).await;
+    let mut incidents = Vec::new();
+    for (title, level) in [("Low", 3), ("Other", 3)] {
+        let d = app
+            .ok(
+                &app.agent(),
+                "mutation($i: CreateIncidentInput!) { createIncident(input: $i) { id version priority } }",
+                json!({ "i": { "title": title, "impact": level, "urgency": level, "customerId": acme, "serviceId": service } }),
+            )
+            .await;
+        assert_eq!(d["createIncident"]["priority"], "P4");
+        incidents.push(d["createIncident"].clone());
+    }
+    let now = chrono::Utc::now();
+    let period = json!({
+        "from": (now - chrono::Duration::days(1)).to_rfc3339(),
+        "to": (now + chrono::Duration::days(1)).to_rfc3339(),
+    });
+    let by = |rows: &Value, field: &str| -> Vec<(String, i64, i64)> {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let key = if field == "priority" {
+                    r["priority"].as_str().unwrap().to_owned()
+                } else {
+                    r["service"]["name"].as_str().unwrap().to_owned()
+                };
+                let n = |k: &str| {
+                    r[k]["met"].as_i64().unwrap()
+                        + r[k]["inProgress"].as_i64().unwrap()
+                        + r[k]["breached"].as_i64().unwrap()
+                };
+                (key, n("respond"), n("resolve"))
+            })
+            .collect()
+    };
+    let d = app
+        .ok(
+            &app.agent(),
+            REPORT,
+            json!({ "p": period, "g": "PRIORITY" }),
+        )
+        .await;
+    assert_eq!(
+        by(&d["slaReport"]["rows"], "priority"),
+        [("P4".into(), 2, 2)]
+    );
+
+    let d = app
+        .ok(
+            &app.agent(),
+            "mutation($i: UpdateIncidentInput!) { updateIncident(input: $i) { priority } }",
+            json!({ "i": { "id": incidents[0]["id"], "version": incidents[0]["version"], "impact": 1, "urgency": 1 } }),
+        )
+        .await;
+    assert_eq!(d["updateIncident"]["priority"], "P1");
+    let d = app
+        .ok(
+            &app.agent(),
+            REPORT,
+            json!({ "p": period, "g": "PRIORITY" }),
+        )
+        .await;
+    assert_eq!(
+        by(&d["slaReport"]["rows"], "priority"),
+        [("P1".into(), 1, 1), ("P4".into(), 1, 1)]
+    );
+    let d = app
+        .ok(&app.agent(), REPORT, json!({ "p": period, "g": "SERVICE" }))
+        .await;
+    assert_eq!(
+        by(&d["slaReport"]["rows"], "service"),
+        [("Alpha".into(), 2, 2)]
+    );
+}
+
 #[tokio::test]
 async fn a_service_with_an_open_sla_cannot_be_retired() {
     let app = TestApp::spawn().await;

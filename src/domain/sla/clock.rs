@@ -191,6 +191,8 @@ mod tests {
             id: 1,
             incident_id: 1,
             customer_id: 1,
+            service_id: Some(1),
+            priority: entity::enums::Priority::P3,
             sla_id: 1,
             kind: ClockKind::Resolve,
             target_seconds: target,

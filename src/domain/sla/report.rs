@@ -1,7 +1,9 @@
 //! SLA reporting (ISO/IEC 20000-1 9.1): clocks met, breached and in progress,
 //! compliance, mean and 90th-percentile business time to respond and to
 //! resolve, per service, customer or priority, for clocks started in a period.
-//! Computed in the database: one aggregate query and one window query.
+//! Computed in the database from the clocks alone (each carries the service,
+//! customer and priority of its incident): one aggregate query, and on SQLite
+//! one window query for the percentile.
 
 use std::collections::BTreeMap;
 
@@ -80,11 +82,16 @@ pub fn breached_condition(at: DateTime<Utc>) -> Condition {
         )
 }
 
-/// Ids of the incidents with a breached clock started in the period, as a subquery.
+/// Ids of the incidents with a breached clock started in the period, as a
+/// subquery, within `span` (lowest and highest id, from [`Report`]): the
+/// bound lets PostgreSQL walk the clocks by incident from there instead of
+/// from the newest incident (the planner does not carry a bound on the
+/// incident id from one side of the semi join to the other).
 pub fn breached_incidents(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     at: DateTime<Utc>,
+    span: (i64, i64),
 ) -> sea_orm::sea_query::SelectStatement {
     Query::select()
         .column(sla_clock::Column::IncidentId)
@@ -93,6 +100,7 @@ pub fn breached_incidents(
             Condition::all()
                 .add(sla_clock::Column::StartedAt.gte(from))
                 .add(sla_clock::Column::StartedAt.lt(to))
+                .add(sla_clock::Column::IncidentId.between(span.0, span.1))
                 .add(breached_condition(at)),
         )
         .to_owned()
@@ -100,6 +108,19 @@ pub fn breached_incidents(
 
 const BREACHED_SQL: &str = "((c.stopped_at IS NOT NULL AND c.met = FALSE) OR (c.stopped_at IS NULL AND (c.breach_fired_at IS NOT NULL OR c.due_at < {now})))";
 
+/// The report's groups, and where its breached incidents are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    pub rows: Vec<ReportRow>,
+    /// The lowest and highest id of the incidents with a breached clock
+    /// started in the period (of the caller's customers); none when there are
+    /// none. The breached-incidents list starts its walk there.
+    pub breached_span: Option<(i64, i64)>,
+}
+
+/// Reads the clocks started in `[from, to)` alone: each carries the service,
+/// customer and priority it is grouped by. On PostgreSQL one statement, which
+/// also ranks the 90th percentile; on SQLite a second one does.
 pub async fn sla_report<C: ConnectionTrait>(
     db: &C,
     p: &Principal,
@@ -107,20 +128,21 @@ pub async fn sla_report<C: ConnectionTrait>(
     to: DateTime<Utc>,
     group_by: GroupBy,
     at: DateTime<Utc>,
-) -> AppResult<Vec<ReportRow>> {
+) -> AppResult<Report> {
     check_period(from, to)?;
     let backend = db.get_database_backend();
+    let postgres = backend == DbBackend::Postgres;
     let ph = |n: usize| {
-        if backend == DbBackend::Postgres {
+        if postgres {
             format!("${n}")
         } else {
             "?".to_owned()
         }
     };
     let key = match group_by {
-        GroupBy::Service => "CAST(i.service_id AS TEXT)",
-        GroupBy::Customer => "CAST(c.customer_id AS TEXT)",
-        GroupBy::Priority => "i.priority",
+        GroupBy::Service => "c.service_id",
+        GroupBy::Customer => "c.customer_id",
+        GroupBy::Priority => "c.priority",
     };
     // Tenancy: only the caller's organizations (ids are integers, inlined safely).
     let scope = match p.visible_organizations() {
@@ -133,23 +155,39 @@ pub async fn sla_report<C: ConnectionTrait>(
                 .join(", ")
         ),
     };
+    // Grouped by the raw column (an integer sorts and hashes faster than its
+    // text), named as text for the caller.
     let aggregate = format!(
-        "SELECT {key} AS grp, c.kind AS kind, \
-         SUM(CASE WHEN c.stopped_at IS NOT NULL AND c.met = TRUE THEN 1 ELSE 0 END) AS met, \
-         SUM(CASE WHEN {breached} THEN 1 ELSE 0 END) AS breached, \
+        "SELECT CAST(g.grp AS TEXT) AS grp, g.kind AS kind, g.met AS met, g.breached AS breached, \
+         g.total AS total, g.mean_seconds AS mean_seconds, \
+         g.breached_min AS breached_min, g.breached_max AS breached_max{p90} FROM (\
+         SELECT x.grp AS grp, x.kind AS kind, \
+         SUM(CASE WHEN x.stopped_at IS NOT NULL AND x.met = TRUE THEN 1 ELSE 0 END) AS met, \
+         SUM(x.breached) AS breached, \
          COUNT(*) AS total, \
-         CAST(AVG(CASE WHEN c.stopped_at IS NOT NULL THEN c.business_seconds END) AS DOUBLE PRECISION) AS mean_seconds{p90} \
-         FROM sla_clocks c JOIN incidents i ON i.id = c.incident_id \
-         WHERE c.started_at >= {from} AND c.started_at < {to}{scope} \
-         GROUP BY {key}, c.kind",
+         CAST(AVG(CASE WHEN x.stopped_at IS NOT NULL THEN x.business_seconds END) AS DOUBLE PRECISION) AS mean_seconds, \
+         MIN(CASE WHEN x.breached = 1 THEN x.incident_id END) AS breached_min, \
+         MAX(CASE WHEN x.breached = 1 THEN x.incident_id END) AS breached_max{secs} \
+         FROM (SELECT {key} AS grp, c.kind AS kind, c.incident_id AS incident_id, \
+         c.stopped_at AS stopped_at, c.met AS met, c.business_seconds AS business_seconds, \
+         CASE WHEN {breached} THEN 1 ELSE 0 END AS breached \
+         FROM sla_clocks c WHERE c.started_at >= {from} AND c.started_at < {to}{scope}) x \
+         GROUP BY x.grp, x.kind) g",
         breached = BREACHED_SQL.replace("{now}", &ph(1)),
         from = ph(2),
         to = ph(3),
-        // PostgreSQL ranks in the same pass; percentile_disc(0.9) is the value
-        // at rank ceil(0.9 n), which is what the portable statement below picks.
-        p90 = if backend == DbBackend::Postgres {
-            ", percentile_disc(0.9) WITHIN GROUP (ORDER BY c.business_seconds) \
-             FILTER (WHERE c.stopped_at IS NOT NULL AND c.business_seconds IS NOT NULL) AS p90_seconds"
+        // PostgreSQL ranks in the same statement: the groups are hashed (no
+        // sort of every clock), each keeps its stopped clocks' seconds, and
+        // percentile_disc(0.9) picks the value at rank ceil(0.9 n) of them,
+        // which is what the portable statement below picks.
+        secs = if postgres {
+            ", array_agg(x.business_seconds) \
+             FILTER (WHERE x.stopped_at IS NOT NULL AND x.business_seconds IS NOT NULL) AS secs"
+        } else {
+            ""
+        },
+        p90 = if postgres {
+            ", (SELECT percentile_disc(0.9) WITHIN GROUP (ORDER BY s) FROM unnest(g.secs) s) AS p90_seconds"
         } else {
             ""
         },
@@ -162,7 +200,16 @@ pub async fn sla_report<C: ConnectionTrait>(
         ))
         .await?;
     let mut out: BTreeMap<String, ReportRow> = BTreeMap::new();
+    let mut breached_span: Option<(i64, i64)> = None;
     for row in rows {
+        let lo: Option<i64> = row.try_get("", "breached_min")?;
+        let hi: Option<i64> = row.try_get("", "breached_max")?;
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            breached_span = Some(match breached_span {
+                None => (lo, hi),
+                Some((a, b)) => (a.min(lo), b.max(hi)),
+            });
+        }
         let grp: Option<String> = row.try_get("", "grp")?;
         let Some(grp) = grp else { continue };
         let kind: String = row.try_get("", "kind")?;
@@ -179,19 +226,22 @@ pub async fn sla_report<C: ConnectionTrait>(
         stats.breached = breached;
         stats.in_progress = total - met - breached;
         stats.mean_seconds = mean;
-        if backend == DbBackend::Postgres {
+        if postgres {
             stats.p90_seconds = row.try_get("", "p90_seconds")?;
         }
     }
-    if backend == DbBackend::Postgres {
-        return Ok(out.into_values().collect());
+    if postgres {
+        return Ok(Report {
+            rows: out.into_values().collect(),
+            breached_span,
+        });
     }
     let percentile = format!(
-        "SELECT grp, kind, business_seconds FROM (\
+        "SELECT CAST(grp AS TEXT) AS grp, kind, business_seconds FROM (\
          SELECT {key} AS grp, c.kind AS kind, c.business_seconds AS business_seconds, \
          ROW_NUMBER() OVER (PARTITION BY {key}, c.kind ORDER BY c.business_seconds) AS rn, \
          COUNT(*) OVER (PARTITION BY {key}, c.kind) AS cnt \
-         FROM sla_clocks c JOIN incidents i ON i.id = c.incident_id \
+         FROM sla_clocks c \
          WHERE c.stopped_at IS NOT NULL AND c.business_seconds IS NOT NULL \
          AND c.started_at >= {from} AND c.started_at < {to}{scope}\
          ) ranked WHERE rn = (cnt * 9 + 9) / 10",
@@ -214,7 +264,10 @@ pub async fn sla_report<C: ConnectionTrait>(
             stats_of(entry, &kind).p90_seconds = Some(secs);
         }
     }
-    Ok(out.into_values().collect())
+    Ok(Report {
+        rows: out.into_values().collect(),
+        breached_span,
+    })
 }
 
 fn stats_of<'a>(row: &'a mut ReportRow, kind: &str) -> &'a mut ClockStats {
