@@ -24,7 +24,7 @@ cd "$ROOT"
 PG=${BENCH_POSTGRES:-postgres://postgres:postgres@127.0.0.1:5432}
 PORT=${BENCH_PORT:-18080}
 QUICK=0 REGEN=0 WRITE=1 DB="" DURATION="" SUBSCRIBERS=""
-COMMAND_LINE="bench/run.sh $*"
+COMMAND_LINE="bench/run.sh${*:+ $*}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -82,7 +82,7 @@ psql_db() { psql "$DBURL" -XtAq -v ON_ERROR_STOP=1 "$@"; }
 exists=$(psql "$PG/postgres" -XtAc "SELECT 1 FROM pg_database WHERE datname = '$DB'")
 meta=""
 if [[ $exists == 1 ]]; then
-  meta=$(psql_db -c "SELECT incidents || ' incidents, ' || cis || ' CIs, ' || relationships || ' relationships, generated ' || to_char(generated_at, 'YYYY-MM-DD HH24:MI') || ' UTC in ' || round(seconds) || ' s' FROM loadbench_meta" 2>/dev/null || true)
+  meta=$(psql_db -c "SELECT to_char(incidents, 'FM9,999,999') || ' incidents, ' || to_char(cis, 'FM9,999,999') || ' CIs, ' || to_char(relationships, 'FM9,999,999') || ' relationships, generated ' || to_char(generated_at, 'YYYY-MM-DD HH24:MI') || ' UTC in ' || round(seconds) || ' s' FROM loadbench_meta" 2>/dev/null || true)
 fi
 if [[ $exists == 1 && ( $REGEN == 1 || -z $meta ) ]]; then
   log "dropping $DB (${meta:-incomplete})"
@@ -93,7 +93,7 @@ if [[ -z $meta ]]; then
   log "generating $DB: $INCIDENTS incidents, $CIS CIs, $RELATIONSHIPS relationships"
   "$LB" generate --postgres "$PG" --name "$DB" --incidents "$INCIDENTS" --open "$OPEN" \
     --cis "$CIS" --relationships "$RELATIONSHIPS" | tee "$OUT/generate.env"
-  meta=$(psql_db -c "SELECT incidents || ' incidents, ' || cis || ' CIs, ' || relationships || ' relationships, generated ' || to_char(generated_at, 'YYYY-MM-DD HH24:MI') || ' UTC in ' || round(seconds) || ' s' FROM loadbench_meta")
+  meta=$(psql_db -c "SELECT to_char(incidents, 'FM9,999,999') || ' incidents, ' || to_char(cis, 'FM9,999,999') || ' CIs, ' || to_char(relationships, 'FM9,999,999') || ' relationships, generated ' || to_char(generated_at, 'YYYY-MM-DD HH24:MI') || ' UTC in ' || round(seconds) || ' s' FROM loadbench_meta")
 else
   log "reusing $DB ($meta)"
   meta="$meta; reused"
@@ -160,7 +160,7 @@ run_wrk() {
 }
 val() { grep -o "\b$2=[^ ]*" "$OUT/$1.wrk" | head -1 | cut -d= -f2; }
 lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b; else print "n/a" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "n/a"; else if (100 * a / b < 10) printf "%.1f %%", 100 * a / b; else printf "%.0f %%", 100 * a / b }'; }
 fmt() { awk -v a="$1" 'BEGIN { s = sprintf("%.0f", a); n = length(s); o = ""; for (i = 1; i <= n; i++) { o = o substr(s, i, 1); if ((n - i) % 3 == 0 && i < n) o = o "," } print o }'; }
 verdict() { if "$@"; then echo met; else echo "**missed**"; fi; }
 

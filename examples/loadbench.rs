@@ -168,7 +168,8 @@ async fn generate(
     relationships: usize,
 ) -> Result<()> {
     let base = postgres.trim_end_matches('/');
-    let customer_cis = (common::incidents::CUSTOMERS * common::incidents::CIS_PER_CUSTOMER) as usize;
+    let customer_cis =
+        (common::incidents::CUSTOMERS * common::incidents::CIS_PER_CUSTOMER) as usize;
     let graph_cis = cis.saturating_sub(customer_cis);
     let admin = Database::connect(format!("{base}/postgres")).await?;
     admin
@@ -379,8 +380,13 @@ async fn statements(
         let groups: Vec<&str> = groups.split(',').collect();
         let mut seen = Vec::new();
         for i in 0..runs + 3 {
-            let state = if i % 2 == 0 { "ASSIGNED" } else { "IN_PROGRESS" };
-            let vars = json!({ "f": { "state": [state], "assignmentGroupId": groups[i % groups.len()] } });
+            let state = if i % 2 == 0 {
+                "ASSIGNED"
+            } else {
+                "IN_PROGRESS"
+            };
+            let vars =
+                json!({ "f": { "state": [state], "assignmentGroupId": groups[i % groups.len()] } });
             let before = counts.read();
             let (_, body) = graphql(&client, &base, &token, LIST, vars).await?;
             let n = counts.read().0 - before.0;
@@ -391,7 +397,9 @@ async fn statements(
                 seen.push(n);
             }
             if nodes == 0 {
-                return Err::<_, Box<dyn std::error::Error>>("the list answered no incidents".into());
+                return Err::<_, Box<dyn std::error::Error>>(
+                    "the list answered no incidents".into(),
+                );
             }
         }
         seen.sort_unstable();

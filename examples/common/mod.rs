@@ -174,7 +174,6 @@ pub async fn scalar(db: &DatabaseConnection, sql: &str) -> Result<i64> {
     Ok(row.try_get::<Option<i64>>("", "v")?.unwrap_or_default())
 }
 
-
 /// The incident data set (PostgreSQL): 200 customers with 25 CIs each, 50
 /// services, 20 support groups, 200 agents, an SLA per (customer, service)
 /// pair, `n` incidents over 365 days with both SLA clocks and one affected CI each.
@@ -265,10 +264,7 @@ pub mod incidents {
     }
 
     /// Customers, services, support groups, agents and CIs.
-    pub async fn generate_directory(
-        db: &DatabaseConnection,
-        provider: i64,
-    ) -> Result<()> {
+    pub async fn generate_directory(db: &DatabaseConnection, provider: i64) -> Result<()> {
         let stmts = [
             format!(
                 "INSERT INTO organizations (code, name, name_key, kind, active, version, created_at, updated_at) \
@@ -452,7 +448,9 @@ pub mod cmdb {
     ) -> Result<i64> {
         let cluster = cluster();
         if cis < cluster * 2 || relationships < cis {
-            return Err("the CI graph needs at least 20000 CIs and as many relationships as CIs".into());
+            return Err(
+                "the CI graph needs at least 20000 CIs and as many relationships as CIs".into(),
+            );
         }
         let org = organization::Entity::find()
             .filter(organization::Column::Code.eq(provider_code))
