@@ -68,8 +68,10 @@ for tool in psql pgbench curl cargo; do
   command -v "$tool" >/dev/null || { echo "$tool is required" >&2; exit 1; }
 done
 # 10,000 WebSocket subscribers: a socket each in the client and in the server.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if (( $(ulimit -n) < SUBSCRIBERS + 1000 )); then
+hard=$(ulimit -Hn)
+[[ $hard == unlimited ]] && hard=1048576
+ulimit -n "$hard" 2>/dev/null || true
+if [[ $(ulimit -n) != unlimited ]] && (( $(ulimit -n) < SUBSCRIBERS + 1000 )); then
   log "ulimit -n is $(ulimit -n): fewer subscribers"
   SUBSCRIBERS=$(( $(ulimit -n) - 1000 ))
 fi
@@ -161,7 +163,7 @@ run_wrk() {
 val() { grep -o "\b$2=[^ ]*" "$OUT/$1.wrk" | head -1 | cut -d= -f2; }
 lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "n/a"; else if (100 * a / b < 10) printf "%.1f %%", 100 * a / b; else printf "%.0f %%", 100 * a / b }'; }
-fmt() { awk -v a="$1" 'BEGIN { s = sprintf("%.0f", a); n = length(s); o = ""; for (i = 1; i <= n; i++) { o = o substr(s, i, 1); if ((n - i) % 3 == 0 && i < n) o = o "," } print o }'; }
+fmt() { awk -v a="$1" 'BEGIN { if (a + 0 < 100 && a != int(a)) { printf "%.1f\n", a; exit } s = sprintf("%.0f", a); n = length(s); o = ""; for (i = 1; i <= n; i++) { o = o substr(s, i, 1); if ((n - i) % 3 == 0 && i < n) o = o "," } print o }'; }
 verdict() { if "$@"; then echo met; else echo "**missed**"; fi; }
 
 HEAVY=$(( DURATION < 30 ? DURATION : 30 ))
@@ -234,7 +236,7 @@ if [[ $STATEMENTS_MIN == "$STATEMENTS_MAX" ]]; then STATEMENTS="$STATEMENTS_MIN"
 {
   echo "| scenario (PostgreSQL) | load | req/s | p50 | p99 | errors | server peak RSS | ceiling (same run) | of ceiling | target | |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
-  echo "$(row typename 'ceiling: `{ __typename }`' '32 conn.') | | | | |"
+  echo "$(row typename 'ceiling: `{ __typename }`' '32 conn.') | | | |"
   echo "| ceiling: pgbench, primary-key SELECT on incidents | 32 clients | $(fmt "$PGB_SELECT") | $PGB_SELECT_LAT ms avg | | | | | | | |"
   echo "| ceiling: pgbench, one-row INSERT (scratch table) | 16 clients | $(fmt "$PGB_INSERT") | $PGB_INSERT_LAT ms avg | | | | | | | |"
   echo "$(row incident '1. `incident(id)` + service, clocks' '32 conn.') | $(fmt "$T_RPS") req/s \`{ __typename }\`; $(fmt "$PGB_SELECT") pgbench | $(ratio "$(val incident rps)" "$T_RPS"); $(ratio "$(val incident rps)" "$PGB_SELECT") | ≥ 40 % of \`{ __typename }\` | $(verdict awk -v a="$(val incident rps)" -v b="$T_RPS" 'BEGIN { exit !(a >= 0.4 * b) }') |"
