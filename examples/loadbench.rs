@@ -585,6 +585,16 @@ async fn alert_setup(url: &str, token: &str, organization: &str, service: &str) 
         println!("ALERT_STATUS=404");
         return Ok(());
     }
+    // The default service must be one the customer subscribes to (an error
+    // here means it already does).
+    let _ = graphql(
+        &client,
+        url,
+        token,
+        "mutation($s: ID!, $c: ID!) { subscribeCustomer(serviceId: $s, customerId: $c) { __typename } }",
+        json!({ "s": service, "c": organization }),
+    )
+    .await;
     let (_, body) = graphql(
         &client,
         url,
