@@ -18,32 +18,15 @@
 //! Twenty live services consist of one second-level CI each, all subscribed by
 //! one customer. Generated rows bypass the audit trail, as a restore would.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use entity::{
-    ci_class, ci_relationship, configuration_item,
-    enums::{
-        CiEnvironment, CiStatus, Criticality, LifecycleStatus, OrganizationKind, RelationshipKind,
-    },
-    organization, service, service_configuration_item, service_subscription,
-};
-use rand::{Rng, SeedableRng, rngs::StdRng};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use common::{SECRET, median, ms};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
-use servicegraph::{
-    app::Application,
-    auth::{Claims, mint_hs256},
-    config::Config,
-    domain::cmdb::dependency_of,
-};
-
-const SECRET: &str = "benchmark-secret-that-is-long-enough-for-hs256-0123";
-/// Sizes of the levels below the core CI: 1 + 10 + 100 + 1,000 + 8,889 = 10,000 CIs.
-const LEVELS: [usize; 5] = [1, 10, 100, 1_000, 8_889];
+use servicegraph::{app::Application, config::Config};
 
 #[derive(Parser)]
 struct Args {
@@ -62,19 +45,10 @@ struct Args {
     keep: bool,
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let cluster: usize = LEVELS.iter().sum();
+    let cluster = common::cmdb::cluster();
     if args.cis < cluster * 2 || args.relationships < args.cis {
         return Err("--cis must be at least 20000 and --relationships at least --cis".into());
     }
@@ -113,7 +87,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }));
 
     let started = Instant::now();
-    let core = generate(&db, &args, &provider_code).await?;
+    let core =
+        common::cmdb::generate(&db, args.cis, args.relationships, &provider_code, None).await?;
     println!(
         "{backend}: generated {} CIs and {} relationships in {:.1} s",
         args.cis,
@@ -121,34 +96,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed().as_secs_f64()
     );
 
-    let now = servicegraph::dev::unix_now();
-    let token = mint_hs256(
-        SECRET,
-        &Claims {
-            sub: "bench@provider".into(),
-            tenant: provider_code,
-            roles: vec!["admin".into()],
-            orgs: vec![],
-            exp: now + 3600,
-            iat: Some(now),
-            iss: None,
-            aud: None,
-        },
-    )?;
+    let token = common::admin_token(&provider_code, 3600)?;
     let client = reqwest::Client::new();
     let post = |query: &'static str, variables: Value| {
-        let req = client
-            .post(format!("{base}/graphql"))
-            .bearer_auth(&token)
-            .json(&json!({ "query": query, "variables": variables }));
-        async move {
-            let t = Instant::now();
-            let body: Value = req.send().await?.json().await?;
-            if body.get("errors").is_some() {
-                return Err(format!("GraphQL errors: {}", body["errors"]).into());
-            }
-            Ok::<_, Box<dyn std::error::Error>>((t.elapsed(), body))
-        }
+        common::graphql(&client, &base, &token, query, variables)
     };
 
     let core_id = servicegraph::graphql::ids::encode("ConfigurationItem", core);
@@ -251,178 +202,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
-}
-
-/// Writes the data set; returns the core CI's id.
-async fn generate(
-    db: &DatabaseConnection,
-    args: &Args,
-    provider_code: &str,
-) -> Result<i64, Box<dyn std::error::Error>> {
-    let org = organization::Entity::find()
-        .filter(organization::Column::Code.eq(provider_code))
-        .one(db)
-        .await?
-        .ok_or("no provider organization")?
-        .id;
-    let class = |code: &'static str| async move {
-        ci_class::Entity::find()
-            .filter(ci_class::Column::Code.eq(code))
-            .one(db)
-            .await
-            .map(|c| c.map(|c| c.id).unwrap_or_default())
-    };
-    let (app_class, server_class) = (class("application").await?, class("server").await?);
-    let cluster: usize = LEVELS.iter().sum();
-    let at = servicegraph::domain::now();
-
-    let rows: Vec<configuration_item::ActiveModel> = (0..args.cis)
-        .map(|i| {
-            let in_cluster = i < cluster;
-            let name = format!("ci-{i:06}");
-            configuration_item::ActiveModel {
-                organization_id: Set(org),
-                class_id: Set(if in_cluster { app_class } else { server_class }),
-                name: Set(name.clone()),
-                name_key: Set(name.clone()),
-                status: Set(CiStatus::InProduction),
-                environment: Set(CiEnvironment::Production),
-                owner_group_id: Set(None),
-                attributes: Set(if in_cluster {
-                    json!({ "appVersion": "1.0" })
-                } else {
-                    json!({ "hostname": format!("{name}.example"), "cpuCount": 8 })
-                }),
-                source: Set(Some("bench".into())),
-                external_id: Set(Some(name)),
-                version: Set(1),
-                created_at: Set(at),
-                updated_at: Set(at),
-                ..Default::default()
-            }
-        })
-        .collect();
-    for chunk in rows.chunks(1_000) {
-        configuration_item::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(db)
-            .await?;
-    }
-    let ids: Vec<i64> = configuration_item::Entity::find()
-        .select_only()
-        .column(configuration_item::Column::Id)
-        .filter(configuration_item::Column::Source.eq("bench"))
-        .order_by_asc(configuration_item::Column::Id)
-        .into_tuple()
-        .all(db)
-        .await?;
-
-    let mut edges: std::collections::HashSet<(usize, usize, RelationshipKind)> =
-        std::collections::HashSet::new();
-    let mut starts = vec![0usize];
-    for size in LEVELS {
-        starts.push(starts.last().copied().unwrap_or(0) + size);
-    }
-    for level in 1..LEVELS.len() {
-        let (up_start, up_size) = (starts[level - 1], LEVELS[level - 1]);
-        for k in 0..LEVELS[level] {
-            let i = starts[level] + k;
-            let parent = up_start + k * up_size / LEVELS[level];
-            edges.insert((i, parent, RelationshipKind::DependsOn));
-            let second = up_start + (k * 7 + 3) % up_size;
-            if second != parent {
-                edges.insert((i, second, RelationshipKind::ConnectsTo));
-            }
-            // Upstream only: cluster CIs run on servers outside the cluster.
-            edges.insert((
-                i,
-                cluster + (i * 13) % (args.cis - cluster),
-                RelationshipKind::RunsOn,
-            ));
-        }
-    }
-    let mut rng = StdRng::seed_from_u64(20261122);
-    while edges.len() < args.relationships {
-        let s = rng.random_range(cluster..args.cis);
-        let t = rng.random_range(cluster..args.cis);
-        if s != t {
-            edges.insert((s, t, RelationshipKind::DependsOn));
-        }
-    }
-    let mut edges: Vec<_> = edges.into_iter().collect();
-    edges.sort_unstable_by_key(|(s, t, _)| (*s, *t));
-    let rows: Vec<ci_relationship::ActiveModel> = edges
-        .into_iter()
-        .map(|(s, t, kind)| {
-            let (source, target) = (ids[s], ids[t]);
-            let (dependent, dependency) = dependency_of(kind, source, target);
-            ci_relationship::ActiveModel {
-                organization_id: Set(org),
-                source_id: Set(source),
-                target_id: Set(target),
-                kind: Set(kind),
-                redundant: Set(false),
-                dependent_id: Set(dependent),
-                dependency_id: Set(dependency),
-                created_at: Set(at),
-                ..Default::default()
-            }
-        })
-        .collect();
-    for chunk in rows.chunks(2_000) {
-        ci_relationship::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(db)
-            .await?;
-    }
-    // 20 live services, each made of one second-level CI, all subscribed by one customer.
-    let customer = organization::ActiveModel {
-        code: Set("bench-customer".into()),
-        name: Set("Bench customer".into()),
-        name_key: Set("bench customer".into()),
-        kind: Set(OrganizationKind::Customer),
-        description: Set(None),
-        active: Set(true),
-        version: Set(1),
-        created_at: Set(at),
-        updated_at: Set(at),
-        ..Default::default()
-    }
-    .insert(db)
-    .await?;
-    for i in 0..20 {
-        let svc = service::ActiveModel {
-            organization_id: Set(org),
-            name: Set(format!("Bench service {i}")),
-            name_key: Set(format!("bench service {i}")),
-            description: Set(None),
-            status: Set(LifecycleStatus::Live),
-            criticality: Set(Criticality::High),
-            owner_group_id: Set(None),
-            owner_user_id: Set(None),
-            version: Set(1),
-            created_at: Set(at),
-            updated_at: Set(at),
-            ..Default::default()
-        }
-        .insert(db)
-        .await?;
-        service_subscription::ActiveModel {
-            service_id: Set(svc.id),
-            customer_id: Set(customer.id),
-            created_at: Set(at),
-            ..Default::default()
-        }
-        .insert(db)
-        .await?;
-        service_configuration_item::ActiveModel {
-            service_id: Set(svc.id),
-            ci_id: Set(ids[starts[2] + i * 5]),
-            organization_id: Set(org),
-            created_at: Set(at),
-            ..Default::default()
-        }
-        .insert(db)
-        .await?;
-    }
-    db.execute_unprepared("ANALYZE").await?;
-    Ok(ids[0])
 }
