@@ -931,6 +931,7 @@ async fn ingest_once(
     for round in rounds {
         run_round(
             &txn,
+            &store.db,
             &p,
             integration,
             routing,
@@ -1084,6 +1085,7 @@ async fn ci_index<C: ConnectionTrait>(
 #[allow(clippy::too_many_arguments)]
 async fn run_round<C: ConnectionTrait>(
     db: &C,
+    pool: &sea_orm::DatabaseConnection,
     p: &Principal,
     integration: &integration::Model,
     routing: &Routing,
@@ -1436,7 +1438,8 @@ async fn run_round<C: ConnectionTrait>(
                 affected_ci_ids: cis,
             });
         }
-        let raised = incidents::raise_many(db, p, drafts, at).await?;
+        let raised =
+            incidents::raise_many(db, p, drafts, incidents::Numbering::Reserved(pool), at).await?;
         let rows: Vec<incident_alert::ActiveModel> = creations
             .iter()
             .zip(&raised)
