@@ -346,7 +346,7 @@ pub async fn create_incident(
         dedup_key: None,
         affected_ci_ids: affected,
     };
-    let raised = raise_many(&txn, p, vec![draft], Numbering::InTransaction, at)
+    let raised = raise_many(&txn, p, vec![draft], at)
         .await?
         .pop()
         .ok_or_else(|| AppError::internal(std::io::Error::other("no incident raised")))?;
@@ -376,20 +376,6 @@ pub struct IncidentDraft {
     pub affected_ci_ids: Vec<i64>,
 }
 
-/// Where incident numbers come from.
-#[derive(Clone, Copy)]
-pub enum Numbering<'a> {
-    /// In the raising transaction: no gaps, but the customer's counter row
-    /// stays locked until commit, so concurrent raisers queue.
-    InTransaction,
-    /// On PostgreSQL, reserved in a statement of their own on this pool: the
-    /// counter is held for one statement, not the whole transaction, so bulk
-    /// raisers (monitoring deliveries) run side by side. A transaction that
-    /// fails after reserving leaves a gap in the numbers. (SQLite has one
-    /// writer: it numbers in the transaction.)
-    Reserved(&'a sea_orm::DatabaseConnection),
-}
-
 /// An incident just raised, with the clocks of its SLA.
 pub struct Raised {
     pub incident: incident::Model,
@@ -405,7 +391,6 @@ pub async fn raise_many<C: ConnectionTrait>(
     db: &C,
     p: &Principal,
     drafts: Vec<IncidentDraft>,
-    numbering: Numbering<'_>,
     at: DateTime<Utc>,
 ) -> AppResult<Vec<Raised>> {
     use std::collections::HashMap;
@@ -444,13 +429,7 @@ pub async fn raise_many<C: ConnectionTrait>(
     }
     let mut next_of: HashMap<i64, i64> = HashMap::new();
     for (customer, n) in per_customer {
-        let first = match numbering {
-            Numbering::Reserved(pool) if pool.get_database_backend() == DbBackend::Postgres => {
-                next_numbers(pool, customer, n).await?
-            }
-            _ => next_numbers(db, customer, n).await?,
-        };
-        next_of.insert(customer, first);
+        next_of.insert(customer, next_numbers(db, customer, n).await?);
     }
     let mut rows = Vec::with_capacity(drafts.len());
     let mut numbers = Vec::with_capacity(drafts.len());

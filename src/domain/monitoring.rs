@@ -931,7 +931,6 @@ async fn ingest_once(
     for round in rounds {
         run_round(
             &txn,
-            &store.db,
             &p,
             integration,
             routing,
@@ -1085,7 +1084,6 @@ async fn ci_index<C: ConnectionTrait>(
 #[allow(clippy::too_many_arguments)]
 async fn run_round<C: ConnectionTrait>(
     db: &C,
-    pool: &sea_orm::DatabaseConnection,
     p: &Principal,
     integration: &integration::Model,
     routing: &Routing,
@@ -1438,8 +1436,7 @@ async fn run_round<C: ConnectionTrait>(
                 affected_ci_ids: cis,
             });
         }
-        let raised =
-            incidents::raise_many(db, p, drafts, incidents::Numbering::Reserved(pool), at).await?;
+        let raised = incidents::raise_many(db, p, drafts, at).await?;
         let rows: Vec<incident_alert::ActiveModel> = creations
             .iter()
             .zip(&raised)
