@@ -1440,27 +1440,8 @@ async fn run_round<C: ConnectionTrait>(
         let rows: Vec<incident_alert::ActiveModel> = creations
             .iter()
             .zip(&raised)
-            .map(|((_, key, alert, _), r)| incident_alert::ActiveModel {
-                id: NotSet,
-                incident_id: Set(r.incident.id),
-                customer_id: Set(customer),
-                integration_id: Set(integration.id),
-                dedup_key: Set((*key).to_owned()),
-                status: Set(AlertStatus::Firing),
-                alert_count: Set(1),
-                reopen_count: Set(0),
-                flapping: Set(false),
-                flap_count: Set(0),
-                refires: Set(serde_json::json!([])),
-                labels: Set(json_map(&alert.labels)),
-                annotations: Set(json_map(&alert.annotations)),
-                source_url: Set(alert.source_url.as_deref().map(|u| printable(u, false))),
-                first_seen_at: Set(alert.starts_at.filter(|s| *s <= at).unwrap_or(at)),
-                last_seen_at: Set(at),
-                ended_at: Set(None),
-                version: Set(1),
-                created_at: Set(at),
-                updated_at: Set(at),
+            .map(|((_, _, alert, _), r)| {
+                new_alert_row(&r.incident, integration.id, Some(alert), at)
             })
             .collect();
         let rows = insert_rows(db, rows).await?;
@@ -1504,34 +1485,52 @@ async fn save_alert<C: ConnectionTrait>(
     let before = match &s.alert {
         Some(a) => a.clone(),
         None => {
-            let fresh = incident_alert::ActiveModel {
-                id: NotSet,
-                incident_id: Set(s.incident.id),
-                customer_id: Set(s.incident.customer_id),
-                integration_id: Set(integration.id),
-                dedup_key: Set(s.incident.dedup_key.clone().unwrap_or_default()),
-                status: Set(AlertStatus::Firing),
-                alert_count: Set(1),
-                reopen_count: Set(0),
-                flapping: Set(false),
-                flap_count: Set(0),
-                refires: Set(serde_json::json!([])),
-                labels: Set(serde_json::json!({})),
-                annotations: Set(serde_json::json!({})),
-                source_url: Set(None),
-                first_seen_at: Set(s.incident.created_at),
-                last_seen_at: Set(s.incident.created_at),
-                ended_at: Set(None),
-                version: Set(1),
-                created_at: Set(at),
-                updated_at: Set(at),
-            };
+            let fresh = new_alert_row(&s.incident, integration.id, None, at);
             audit::insert(db, p, fresh).await?
         }
     };
     let mut next = alert_next(&before, alert, at);
     change(&mut next);
     save_versioned(db, p, &before, next).await
+}
+
+/// The alert row of an incident raised by monitoring: fired once, from
+/// `alert` (labels, annotations, start), or empty for an incident that had
+/// none.
+fn new_alert_row(
+    inc: &incident::Model,
+    integration_id: i64,
+    alert: Option<&IncomingAlert>,
+    at: DateTime<Utc>,
+) -> incident_alert::ActiveModel {
+    let (first_seen, last_seen) = match alert {
+        Some(a) => (a.starts_at.filter(|s| *s <= at).unwrap_or(at), at),
+        None => (inc.created_at, inc.created_at),
+    };
+    incident_alert::ActiveModel {
+        id: NotSet,
+        incident_id: Set(inc.id),
+        customer_id: Set(inc.customer_id),
+        integration_id: Set(integration_id),
+        dedup_key: Set(inc.dedup_key.clone().unwrap_or_default()),
+        status: Set(AlertStatus::Firing),
+        alert_count: Set(1),
+        reopen_count: Set(0),
+        flapping: Set(false),
+        flap_count: Set(0),
+        refires: Set(serde_json::json!([])),
+        labels: Set(alert.map_or(serde_json::json!({}), |a| json_map(&a.labels))),
+        annotations: Set(alert.map_or(serde_json::json!({}), |a| json_map(&a.annotations))),
+        source_url: Set(alert
+            .and_then(|a| a.source_url.as_deref())
+            .map(|u| printable(u, false))),
+        first_seen_at: Set(first_seen),
+        last_seen_at: Set(last_seen),
+        ended_at: Set(None),
+        version: Set(1),
+        created_at: Set(at),
+        updated_at: Set(at),
+    }
 }
 
 /// An alert row after a firing notification: firing, latest labels and

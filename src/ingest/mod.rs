@@ -28,7 +28,7 @@ use crate::{
     app::AppState,
     domain::{
         Store,
-        monitoring::{self, AlertAction, Counts, IncomingAlert, IngestOutcome},
+        monitoring::{self, AlertAction, Counts, IngestOutcome},
         now,
     },
     error::{AppError, REQUEST_ID},
@@ -188,18 +188,19 @@ async fn handle(state: AppState, endpoint: Endpoint, headers: HeaderMap, body: B
         db: state.db.clone(),
         events: state.events.clone(),
     };
+    let first_key = parsed.alerts.first().and_then(|a| a.key.clone());
     match monitoring::ingest(
         &store,
         limits,
         &integration,
         endpoint.name(),
         body_hash,
-        parsed.alerts.clone(),
+        parsed.alerts,
         started,
     )
     .await
     {
-        Ok(outcome) => accepted(endpoint, &parsed.alerts, &outcome),
+        Ok(outcome) => accepted(endpoint, first_key, &outcome),
         Err(e) => failure(endpoint, e),
     }
 }
@@ -242,14 +243,16 @@ fn action_name(a: AlertAction) -> &'static str {
     }
 }
 
-fn accepted(endpoint: Endpoint, alerts: &[IncomingAlert], outcome: &IngestOutcome) -> Response {
+/// `first_key`: the sender's key of the first alert, answered by the events
+/// API when the delivery was a retry (no outcomes).
+fn accepted(endpoint: Endpoint, first_key: Option<String>, outcome: &IngestOutcome) -> Response {
     if endpoint == Endpoint::Events {
         // As the Events API answers: the key to send with acknowledge and resolve.
         let key = outcome
             .alerts
             .first()
             .map(|a| a.key.clone())
-            .or_else(|| alerts.first().and_then(|a| a.key.clone()))
+            .or(first_key)
             .unwrap_or_default();
         return (
             StatusCode::ACCEPTED,
