@@ -504,9 +504,14 @@ async fn execute(
     if !operations.is_empty() {
         tracing::Span::current().record("operation", operations.join(",").as_str());
     }
-    // Loader fetches wait for the end of the poll that asked for them.
-    let response =
-        crate::graphql::loaders::batched(state.schema.execute_batch(batch.data(principal))).await;
+    // The request's own loaders, their fetches run level by level in this task.
+    let loaders = Arc::new(Loaders::for_request(&state.db));
+    let response = crate::graphql::loaders::batched(
+        state
+            .schema
+            .execute_batch(batch.data(principal).data(loaders)),
+    )
+    .await;
     GraphQLResponse::from(with_codes(response)).into_response()
 }
 

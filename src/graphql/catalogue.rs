@@ -62,17 +62,15 @@ impl Service {
     }
     /// The organization that delivers the service.
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Organization>> {
-        Ok(
-            load(&ctx.app().loaders.organization, self.0.organization_id)
-                .await?
-                .map(Organization),
-        )
+        Ok(load(&ctx.loaders().organization, self.0.organization_id)
+            .await?
+            .map(Organization))
     }
     async fn owner_group(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<SupportGroup>> {
         let Some(id) = self.0.owner_group_id else {
             return Ok(None);
         };
-        Ok(load(&ctx.app().loaders.support_group, id)
+        Ok(load(&ctx.loaders().support_group, id)
             .await?
             .map(SupportGroup))
     }
@@ -80,7 +78,7 @@ impl Service {
         let Some(id) = self.0.owner_user_id else {
             return Ok(None);
         };
-        Ok(load(&ctx.app().loaders.user, id).await?.map(User))
+        Ok(load(&ctx.loaders().user, id).await?.map(User))
     }
     /// Offerings of this service; customers see only live ones.
     async fn offerings(
@@ -89,7 +87,7 @@ impl Service {
         status: Option<LifecycleStatus>,
     ) -> async_graphql::Result<Vec<ServiceOffering>> {
         let p = ctx.principal()?;
-        let all = load(&ctx.app().loaders.offerings_by_service, self.0.id)
+        let all = load(&ctx.loaders().offerings_by_service, self.0.id)
             .await?
             .unwrap_or_default();
         let want = status.map(enums::LifecycleStatus::from);
@@ -104,7 +102,7 @@ impl Service {
     /// Customer organizations subscribed to this service (those the caller may see).
     async fn customers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Organization>> {
         let p = ctx.principal()?;
-        let loaders = &ctx.app().loaders;
+        let loaders = ctx.loaders();
         let subs = load(&loaders.subscriptions_by_service, self.0.id)
             .await?
             .unwrap_or_default();
@@ -128,7 +126,7 @@ impl Service {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<super::cmdb::ConfigurationItem>> {
         let p = ctx.principal()?;
-        let loaders = &ctx.app().loaders;
+        let loaders = ctx.loaders();
         let links = load(&loaders.service_links_by_service, self.0.id)
             .await?
             .unwrap_or_default();
@@ -180,7 +178,7 @@ impl ServiceOffering {
         self.0.status == enums::LifecycleStatus::Live
     }
     async fn service(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Service>> {
-        Ok(load(&ctx.app().loaders.service, self.0.service_id)
+        Ok(load(&ctx.loaders().service, self.0.service_id)
             .await?
             .map(Service))
     }
@@ -201,12 +199,12 @@ pub struct ServiceSubscription(pub service_subscription::Model);
 #[Object]
 impl ServiceSubscription {
     async fn service(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Service>> {
-        Ok(load(&ctx.app().loaders.service, self.0.service_id)
+        Ok(load(&ctx.loaders().service, self.0.service_id)
             .await?
             .map(Service))
     }
     async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Organization>> {
-        Ok(load(&ctx.app().loaders.organization, self.0.customer_id)
+        Ok(load(&ctx.loaders().organization, self.0.customer_id)
             .await?
             .map(Organization))
     }

@@ -181,17 +181,15 @@ impl ConfigurationItem {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<ConfigurationItemClass>> {
-        Ok(load(&ctx.app().loaders.ci_class, self.0.class_id)
+        Ok(load(&ctx.loaders().ci_class, self.0.class_id)
             .await?
             .map(ConfigurationItemClass))
     }
     /// The tenant the CI belongs to.
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Organization>> {
-        Ok(
-            load(&ctx.app().loaders.organization, self.0.organization_id)
-                .await?
-                .map(Organization),
-        )
+        Ok(load(&ctx.loaders().organization, self.0.organization_id)
+            .await?
+            .map(Organization))
     }
     async fn status(&self) -> CiStatus {
         self.0.status.into()
@@ -203,7 +201,7 @@ impl ConfigurationItem {
         let Some(id) = self.0.owner_group_id else {
             return Ok(None);
         };
-        Ok(load(&ctx.app().loaders.support_group, id)
+        Ok(load(&ctx.loaders().support_group, id)
             .await?
             .map(SupportGroup))
     }
@@ -231,7 +229,7 @@ impl ConfigurationItem {
         direction: Option<RelationshipDirection>,
         kind: Option<RelationshipKind>,
     ) -> async_graphql::Result<Vec<RelatedConfigurationItem>> {
-        let loaders = &ctx.app().loaders;
+        let loaders = ctx.loaders();
         let mut out = Vec::new();
         if direction != Some(RelationshipDirection::Incoming) {
             for r in load(&loaders.relationships_by_source, self.0.id)
@@ -263,7 +261,7 @@ impl ConfigurationItem {
     /// The services this CI is part of (those the caller may see).
     async fn services(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Service>> {
         let p = ctx.principal()?;
-        let loaders = &ctx.app().loaders;
+        let loaders = ctx.loaders();
         let links = load(&loaders.service_links_by_ci, self.0.id)
             .await?
             .unwrap_or_default();
@@ -312,18 +310,14 @@ impl CiRelationship {
         domain::relationship_names(self.0.kind).1
     }
     async fn source(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ConfigurationItem>> {
-        Ok(
-            load(&ctx.app().loaders.configuration_item, self.0.source_id)
-                .await?
-                .map(ConfigurationItem),
-        )
+        Ok(load(&ctx.loaders().configuration_item, self.0.source_id)
+            .await?
+            .map(ConfigurationItem))
     }
     async fn target(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ConfigurationItem>> {
-        Ok(
-            load(&ctx.app().loaders.configuration_item, self.0.target_id)
-                .await?
-                .map(ConfigurationItem),
-        )
+        Ok(load(&ctx.loaders().configuration_item, self.0.target_id)
+            .await?
+            .map(ConfigurationItem))
     }
     /// One of several members the dependent can use: losing it alone does not take the dependent down.
     async fn redundant(&self) -> bool {
@@ -368,7 +362,7 @@ impl RelatedConfigurationItem {
             RelationshipDirection::Outgoing => self.relationship.target_id,
             RelationshipDirection::Incoming => self.relationship.source_id,
         };
-        Ok(load(&ctx.app().loaders.configuration_item, other)
+        Ok(load(&ctx.loaders().configuration_item, other)
             .await?
             .map(ConfigurationItem))
     }
@@ -414,7 +408,7 @@ impl ImpactedConfigurationItem {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<ConfigurationItem>> {
-        Ok(load(&ctx.app().loaders.configuration_item, self.0.ci_id)
+        Ok(load(&ctx.loaders().configuration_item, self.0.ci_id)
             .await?
             .map(ConfigurationItem))
     }
@@ -430,17 +424,15 @@ impl ImpactedService {
         self.0.depth
     }
     async fn service(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Service>> {
-        Ok(load(&ctx.app().loaders.service, self.0.service_id)
+        Ok(load(&ctx.loaders().service, self.0.service_id)
             .await?
             .map(Service))
     }
     /// The reached CI through which the service is impacted.
     async fn via(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ConfigurationItem>> {
-        Ok(
-            load(&ctx.app().loaders.configuration_item, self.0.via_ci_id)
-                .await?
-                .map(ConfigurationItem),
-        )
+        Ok(load(&ctx.loaders().configuration_item, self.0.via_ci_id)
+            .await?
+            .map(ConfigurationItem))
     }
 }
 
@@ -515,8 +507,7 @@ impl ImpactAnalysis {
     /// Customers affected: subscribers of those services and owners of reached CIs.
     async fn customers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Organization>> {
         let orgs = ctx
-            .app()
-            .loaders
+            .loaders()
             .organization
             .load_many(self.0.customer_ids.iter().copied())
             .await

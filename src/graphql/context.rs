@@ -17,6 +17,7 @@ use crate::{
 /// Shared by every request of a schema.
 pub struct SchemaData {
     pub store: Store,
+    /// Shared loaders, for subscriptions; requests bring their own.
     pub loaders: Loaders,
     pub max_page_size: usize,
     pub sla: crate::config::SlaConfig,
@@ -26,6 +27,8 @@ pub struct SchemaData {
 pub trait ContextExt {
     fn principal(&self) -> AppResult<&Principal>;
     fn app(&self) -> &SchemaData;
+    /// The request's own loaders, else (subscriptions) the schema's shared ones.
+    fn loaders(&self) -> &Loaders;
 }
 
 impl ContextExt for Context<'_> {
@@ -36,6 +39,13 @@ impl ContextExt for Context<'_> {
 
     fn app(&self) -> &SchemaData {
         self.data_unchecked::<Arc<SchemaData>>()
+    }
+
+    fn loaders(&self) -> &Loaders {
+        match self.data_opt::<Arc<Loaders>>() {
+            Some(own) => own,
+            None => &self.app().loaders,
+        }
     }
 }
 

@@ -82,11 +82,9 @@ impl User {
         self.0.active
     }
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Organization>> {
-        Ok(
-            load(&ctx.app().loaders.organization, self.0.organization_id)
-                .await?
-                .map(Organization),
-        )
+        Ok(load(&ctx.loaders().organization, self.0.organization_id)
+            .await?
+            .map(Organization))
     }
     async fn version(&self) -> i32 {
         self.0.version
@@ -117,15 +115,13 @@ impl SupportGroup {
         self.0.email.as_deref()
     }
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Organization>> {
-        Ok(
-            load(&ctx.app().loaders.organization, self.0.organization_id)
-                .await?
-                .map(Organization),
-        )
+        Ok(load(&ctx.loaders().organization, self.0.organization_id)
+            .await?
+            .map(Organization))
     }
     /// The group's members, by display order of joining.
     async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
-        let loaders = &ctx.app().loaders;
+        let loaders = ctx.loaders();
         let memberships = load(&loaders.memberships_by_group, self.0.id)
             .await?
             .unwrap_or_default();
@@ -162,11 +158,9 @@ impl Me {
         self.0.roles.iter().map(|r| r.as_str()).collect()
     }
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Organization>> {
-        Ok(
-            load(&ctx.app().loaders.organization, self.0.organization_id)
-                .await?
-                .map(Organization),
-        )
+        Ok(load(&ctx.loaders().organization, self.0.organization_id)
+            .await?
+            .map(Organization))
     }
     /// The user record of the caller's organization whose subject matches the token, if any.
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {

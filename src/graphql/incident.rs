@@ -112,10 +112,10 @@ impl Incident {
         let Some(id) = self.0.reporter_id else {
             return Ok(None);
         };
-        Ok(load(&ctx.app().loaders.user, id).await?.map(User))
+        Ok(load(&ctx.loaders().user, id).await?.map(User))
     }
     async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Organization>> {
-        Ok(load(&ctx.app().loaders.organization, self.0.customer_id)
+        Ok(load(&ctx.loaders().organization, self.0.customer_id)
             .await?
             .map(Organization))
     }
@@ -123,7 +123,7 @@ impl Incident {
         let Some(id) = self.0.service_id else {
             return Ok(None);
         };
-        Ok(load(&ctx.app().loaders.service, id).await?.map(Service))
+        Ok(load(&ctx.loaders().service, id).await?.map(Service))
     }
     async fn assignment_group(
         &self,
@@ -132,7 +132,7 @@ impl Incident {
         let Some(id) = self.0.assignment_group_id else {
             return Ok(None);
         };
-        Ok(load(&ctx.app().loaders.support_group, id)
+        Ok(load(&ctx.loaders().support_group, id)
             .await?
             .map(SupportGroup))
     }
@@ -140,7 +140,7 @@ impl Incident {
         let Some(id) = self.0.assignee_id else {
             return Ok(None);
         };
-        Ok(load(&ctx.app().loaders.user, id).await?.map(User))
+        Ok(load(&ctx.loaders().user, id).await?.map(User))
     }
     async fn resolution_code(&self) -> Option<&str> {
         self.0.resolution_code.as_deref()
@@ -160,15 +160,14 @@ impl Incident {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<ConfigurationItem>> {
         let p = ctx.principal()?;
-        let app = ctx.app();
-        let links = load(&app.loaders.affected_cis_by_incident, self.0.id)
+        let links = load(&ctx.loaders().affected_cis_by_incident, self.0.id)
             .await?
             .unwrap_or_default();
         if links.is_empty() {
             return Ok(Vec::new());
         }
-        let cis = app
-            .loaders
+        let cis = ctx
+            .loaders()
             .configuration_item
             .load_many(links.iter().map(|l| l.ci_id))
             .await
@@ -185,11 +184,11 @@ impl Incident {
         let Some(id) = self.0.sla_id else {
             return Ok(None);
         };
-        Ok(load(&ctx.app().loaders.sla, id).await?.map(Sla))
+        Ok(load(&ctx.loaders().sla, id).await?.map(Sla))
     }
     /// The respond and resolve clocks; empty when no SLA applies.
     async fn clocks(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SlaClock>> {
-        let mut clocks = load(&ctx.app().loaders.clocks_by_incident, self.0.id)
+        let mut clocks = load(&ctx.loaders().clocks_by_incident, self.0.id)
             .await?
             .unwrap_or_default();
         clocks.sort_by_key(|c| c.kind == enums::ClockKind::Resolve);
@@ -198,7 +197,7 @@ impl Incident {
     /// Work notes and comments, oldest first; requesters see only comments.
     async fn timeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<IncidentNote>> {
         let p = ctx.principal()?;
-        let mut notes = load(&ctx.app().loaders.notes_by_incident, self.0.id)
+        let mut notes = load(&ctx.loaders().notes_by_incident, self.0.id)
             .await?
             .unwrap_or_default();
         notes.retain(|n| p.is_staff() || n.kind == enums::NoteKind::Comment);

@@ -1,20 +1,23 @@
 //! DataLoaders: every relation a list resolves is batched into one query per
-//! relation per tick. No cache: subscriptions outlive requests, and a stale
+//! relation per level. No cache: subscriptions outlive requests, and a stale
 //! record must never be served.
 //!
-//! A loader's fetch starts 1 ms after its first key is registered. Inside
-//! [`batched`] (every HTTP request), the fetch is only spawned once the
-//! request's future has finished the poll that registered the key, so a
-//! thread descheduled in the middle of that poll no longer splits the batch:
-//! the number of statements a request makes does not depend on the load of
-//! the machine.
+//! Every HTTP request gets its own [`Loaders`] ([`Loaders::for_request`]) and
+//! runs inside [`batched`], which drives the loaders' fetches in the
+//! request's own task, level by level: the fetches a level asks for start
+//! together once the previous level's are all answered, so each batch holds
+//! every key of its level and the number of statements a request makes does
+//! not depend on timing or on the load of the machine. Subscriptions, which
+//! outlive requests, use the schema's shared loaders ([`Loaders::new`]),
+//! whose fetches are spawned after the usual 1 ms window.
 
 use std::{
     cell::RefCell, collections::HashMap, future::Future, marker::PhantomData, pin::pin, sync::Arc,
+    task::Poll, time::Duration,
 };
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use futures_util::future::BoxFuture;
+use futures_util::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, Iterable, ModelTrait, PrimaryKeyToColumn,
     QueryFilter, Value,
@@ -28,47 +31,99 @@ fn as_i64(v: Value) -> Option<i64> {
     }
 }
 
+type Fetch = BoxFuture<'static, ()>;
+
 thread_local! {
-    /// The fetches started while a [`batched`] future is being polled on this
-    /// thread; `None` outside one.
-    static DEFERRED: RefCell<Option<Vec<BoxFuture<'static, ()>>>> = const { RefCell::new(None) };
+    /// The fetches asked for while a [`batched`] future is being polled on
+    /// this thread; `None` outside one.
+    static HELD: RefCell<Option<Vec<Fetch>>> = const { RefCell::new(None) };
 }
 
-/// The loaders' spawner: inside [`batched`], holds the fetch until the poll ends.
-fn spawn_fetch(fetch: BoxFuture<'static, ()>) {
-    let now = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
-        Some(queue) => {
-            queue.push(fetch);
+/// How a set of loaders runs its fetches.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Spawned on the runtime after a 1 ms window (shared loaders).
+    Spawned,
+    /// Held by the enclosing [`batched`] and run in its task (one request's loaders).
+    Held,
+}
+
+fn spawn_fetch(fetch: Fetch) {
+    tokio::spawn(fetch);
+}
+
+/// A per-request loader's spawner: hands the fetch to the enclosing
+/// [`batched`]; spawns it when there is none.
+fn hold_fetch(fetch: Fetch) {
+    let outside = HELD.with(|h| match h.borrow_mut().as_mut() {
+        Some(held) => {
+            held.push(fetch);
             None
         }
         None => Some(fetch),
     });
-    if let Some(fetch) = now {
+    if let Some(fetch) = outside {
         tokio::spawn(fetch);
     }
 }
 
-/// Restores the enclosing scope when a poll ends, even by a panic, and spawns
-/// the fetches the poll started.
-struct Scope(Option<Vec<BoxFuture<'static, ()>>>);
+fn data_loader<T: Send + Sync + 'static>(loader: T, mode: Mode) -> DataLoader<T> {
+    match mode {
+        Mode::Spawned => DataLoader::new(loader, spawn_fetch),
+        Mode::Held => DataLoader::new(loader, hold_fetch).delay(Duration::ZERO),
+    }
+}
+
+/// Collects the fetches asked for during one poll; restores the enclosing
+/// scope when dropped, even by a panic.
+struct Scope(Option<Vec<Fetch>>);
+
+impl Scope {
+    fn enter() -> Self {
+        Self(HELD.with(|h| h.replace(Some(Vec::new()))))
+    }
+
+    fn finish(mut self) -> Vec<Fetch> {
+        let outer = self.0.take();
+        HELD.with(|h| h.replace(outer)).unwrap_or_default()
+    }
+}
 
 impl Drop for Scope {
     fn drop(&mut self) {
-        let started = DEFERRED.with(|d| d.replace(self.0.take()));
-        for fetch in started.unwrap_or_default() {
-            tokio::spawn(fetch);
+        if let Some(outer) = self.0.take() {
+            HELD.with(|h| h.replace(Some(outer)));
+        } else {
+            // Unwinding out of `poll`: drop what this poll asked for.
+            HELD.with(|h| h.replace(None));
         }
     }
 }
 
-/// Runs `fut` (a GraphQL execution) so that the loader fetches started in one
-/// of its polls are spawned when that poll returns: each batch then holds
-/// every key the poll registered.
+/// Runs `fut` (a GraphQL execution using [`Loaders::for_request`]) with its
+/// loaders' fetches in its own task. Fetches asked for while others are in
+/// flight wait until all of those are answered, then start together: keys
+/// registered meanwhile join their batch. The execution itself keeps being
+/// polled throughout, so its own queries never wait on the loaders.
 pub async fn batched<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
-    std::future::poll_fn(|cx| {
-        let _scope = Scope(DEFERRED.with(|d| d.replace(Some(Vec::new()))));
-        fut.as_mut().poll(cx)
+    let mut running: FuturesUnordered<Fetch> = FuturesUnordered::new();
+    let mut held: Vec<Fetch> = Vec::new();
+    std::future::poll_fn(move |cx| {
+        loop {
+            while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
+            let scope = Scope::enter();
+            let out = fut.as_mut().poll(cx);
+            held.extend(scope.finish());
+            if out.is_ready() {
+                return out;
+            }
+            if running.is_empty() && !held.is_empty() {
+                running.extend(held.drain(..));
+                continue;
+            }
+            return Poll::Pending;
+        }
     })
     .await
 }
@@ -80,13 +135,13 @@ pub struct ById<E> {
 }
 
 impl<E: EntityTrait> ById<E> {
-    pub fn loader(db: &DatabaseConnection) -> DataLoader<Self> {
-        DataLoader::new(
+    fn loader(db: &DatabaseConnection, mode: Mode) -> DataLoader<Self> {
+        data_loader(
             Self {
                 db: db.clone(),
                 _entity: PhantomData,
             },
-            spawn_fetch,
+            mode,
         )
     }
 }
@@ -125,13 +180,13 @@ impl<E: EntityTrait> ByColumn<E>
 where
     E::Column: Send + Sync,
 {
-    pub fn loader(db: &DatabaseConnection, column: E::Column) -> DataLoader<Self> {
-        DataLoader::new(
+    fn loader(db: &DatabaseConnection, column: E::Column, mode: Mode) -> DataLoader<Self> {
+        data_loader(
             Self {
                 db: db.clone(),
                 column,
             },
-            spawn_fetch,
+            mode,
         )
     }
 }
@@ -161,7 +216,7 @@ where
     }
 }
 
-/// All loaders, built once per schema.
+/// All loaders: the schema's shared set, or one request's.
 pub struct Loaders {
     pub organization: DataLoader<ById<entity::organization::Entity>>,
     pub user: DataLoader<ById<entity::user::Entity>>,
@@ -186,46 +241,70 @@ pub struct Loaders {
 }
 
 impl Loaders {
+    /// The schema's loaders, shared by subscriptions: fetches are spawned.
     pub fn new(db: &DatabaseConnection) -> Self {
+        Self::build(db, Mode::Spawned)
+    }
+
+    /// One request's loaders, to be run inside [`batched`].
+    pub fn for_request(db: &DatabaseConnection) -> Self {
+        Self::build(db, Mode::Held)
+    }
+
+    fn build(db: &DatabaseConnection, m: Mode) -> Self {
         Self {
-            organization: ById::loader(db),
-            user: ById::loader(db),
-            support_group: ById::loader(db),
-            service: ById::loader(db),
-            offerings_by_service: ByColumn::loader(db, entity::service_offering::Column::ServiceId),
+            organization: ById::loader(db, m),
+            user: ById::loader(db, m),
+            support_group: ById::loader(db, m),
+            service: ById::loader(db, m),
+            offerings_by_service: ByColumn::loader(
+                db,
+                entity::service_offering::Column::ServiceId,
+                m,
+            ),
             subscriptions_by_service: ByColumn::loader(
                 db,
                 entity::service_subscription::Column::ServiceId,
+                m,
             ),
-            memberships_by_group: ByColumn::loader(db, entity::group_membership::Column::GroupId),
-            ci_class: ById::loader(db),
-            configuration_item: ById::loader(db),
+            memberships_by_group: ByColumn::loader(
+                db,
+                entity::group_membership::Column::GroupId,
+                m,
+            ),
+            ci_class: ById::loader(db, m),
+            configuration_item: ById::loader(db, m),
             relationships_by_source: ByColumn::loader(
                 db,
                 entity::ci_relationship::Column::SourceId,
+                m,
             ),
             relationships_by_target: ByColumn::loader(
                 db,
                 entity::ci_relationship::Column::TargetId,
+                m,
             ),
             service_links_by_ci: ByColumn::loader(
                 db,
                 entity::service_configuration_item::Column::CiId,
+                m,
             ),
             service_links_by_service: ByColumn::loader(
                 db,
                 entity::service_configuration_item::Column::ServiceId,
+                m,
             ),
-            calendar: ById::loader(db),
-            sla: ById::loader(db),
-            clocks_by_incident: ByColumn::loader(db, entity::sla_clock::Column::IncidentId),
-            notes_by_incident: ByColumn::loader(db, entity::incident_note::Column::IncidentId),
+            calendar: ById::loader(db, m),
+            sla: ById::loader(db, m),
+            clocks_by_incident: ByColumn::loader(db, entity::sla_clock::Column::IncidentId, m),
+            notes_by_incident: ByColumn::loader(db, entity::incident_note::Column::IncidentId, m),
             affected_cis_by_incident: ByColumn::loader(
                 db,
                 entity::incident_affected_ci::Column::IncidentId,
+                m,
             ),
-            alert_by_incident: ByColumn::loader(db, entity::incident_alert::Column::IncidentId),
-            integration: ById::loader(db),
+            alert_by_incident: ByColumn::loader(db, entity::incident_alert::Column::IncidentId, m),
+            integration: ById::loader(db, m),
         }
     }
 }
@@ -236,8 +315,11 @@ mod tests {
 
     use super::*;
 
-    /// Records the keys of each batch it is asked for.
-    struct Batches(Arc<Mutex<Vec<Vec<i64>>>>);
+    /// Records the keys of each batch it is asked for; answers after `wait_ms`.
+    struct Batches {
+        seen: Seen,
+        wait_ms: u64,
+    }
 
     impl Loader<i64> for Batches {
         type Value = i64;
@@ -246,34 +328,74 @@ mod tests {
         async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, i64>, Self::Error> {
             let mut keys = keys.to_vec();
             keys.sort_unstable();
-            self.0.lock().unwrap().push(keys.clone());
+            self.seen.lock().unwrap().push(keys.clone());
+            tokio::time::sleep(std::time::Duration::from_millis(self.wait_ms)).await;
             Ok(keys.into_iter().map(|k| (k, k)).collect())
         }
     }
 
+    type Seen = Arc<Mutex<Vec<Vec<i64>>>>;
+
+    fn recording(mode: Mode, wait_ms: u64) -> (DataLoader<Batches>, Seen) {
+        let seen = Seen::default();
+        let loader = data_loader(
+            Batches {
+                seen: seen.clone(),
+                wait_ms,
+            },
+            mode,
+        );
+        (loader, seen)
+    }
+
     /// Two keys asked for in one poll, 5 ms apart (a thread descheduled
-    /// between them): one batch inside `batched`, two outside.
-    async fn batches_of_a_slow_poll(scoped: bool) -> Vec<Vec<i64>> {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let loader = DataLoader::new(Batches(seen.clone()), spawn_fetch);
+    /// between them): one batch for a request's loaders, two for the
+    /// shared ones' 1 ms window.
+    async fn batches_of_a_slow_poll(mode: Mode) -> Vec<Vec<i64>> {
+        let (loader, seen) = recording(mode, 0);
         let both = async {
             futures_util::join!(loader.load_one(1), async {
                 std::thread::sleep(std::time::Duration::from_millis(5));
                 loader.load_one(2).await
             })
         };
-        let (a, b) = if scoped {
-            batched(both).await
-        } else {
-            both.await
-        };
+        let (a, b) = batched(both).await;
         assert_eq!((a.unwrap(), b.unwrap()), (Some(1), Some(2)));
         seen.lock().unwrap().clone()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_holds_every_key_of_the_poll() {
-        assert_eq!(batches_of_a_slow_poll(true).await, [vec![1, 2]]);
-        assert_eq!(batches_of_a_slow_poll(false).await, [vec![1], vec![2]]);
+        assert_eq!(batches_of_a_slow_poll(Mode::Held).await, [vec![1, 2]]);
+        assert_eq!(
+            batches_of_a_slow_poll(Mode::Spawned).await,
+            [vec![1], vec![2]]
+        );
+    }
+
+    /// Two parents answered 30 ms apart both lead to the same child loader:
+    /// one child batch inside `batched`, whatever the timing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_level_waits_for_all_of_its_parents() {
+        let (fast, _) = recording(Mode::Held, 1);
+        let (slow, _) = recording(Mode::Held, 30);
+        let (child, seen) = recording(Mode::Held, 0);
+        let (a, b) = batched(async {
+            futures_util::join!(
+                async {
+                    child
+                        .load_one(fast.load_one(10).await.unwrap().unwrap() + 1)
+                        .await
+                },
+                async {
+                    child
+                        .load_one(slow.load_one(20).await.unwrap().unwrap() + 1)
+                        .await
+                },
+            )
+        })
+        .await;
+        assert_eq!((a.unwrap(), b.unwrap()), (Some(11), Some(21)));
+        assert_eq!(*seen.lock().unwrap(), [vec![11, 21]]);
     }
 }

@@ -119,7 +119,7 @@ impl RoutingRule {
         let Some(id) = self.0.service_id else {
             return Ok(None);
         };
-        Ok(load(&ctx.app().loaders.service, id).await?.map(Service))
+        Ok(load(&ctx.loaders().service, id).await?.map(Service))
     }
     async fn assignment_group(
         &self,
@@ -128,7 +128,7 @@ impl RoutingRule {
         let Some(id) = self.0.assignment_group_id else {
             return Ok(None);
         };
-        Ok(load(&ctx.app().loaders.support_group, id)
+        Ok(load(&ctx.loaders().support_group, id)
             .await?
             .map(SupportGroup))
     }
@@ -217,11 +217,9 @@ impl Integration {
     }
     /// The organization whose incidents it raises.
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Organization>> {
-        Ok(
-            load(&ctx.app().loaders.organization, self.0.organization_id)
-                .await?
-                .map(Organization),
-        )
+        Ok(load(&ctx.loaders().organization, self.0.organization_id)
+            .await?
+            .map(Organization))
     }
     async fn kind(&self) -> IntegrationKind {
         self.0.kind.into()
@@ -234,7 +232,7 @@ impl Integration {
         let Some(id) = self.0.default_service_id else {
             return Ok(None);
         };
-        Ok(load(&ctx.app().loaders.service, id).await?.map(Service))
+        Ok(load(&ctx.loaders().service, id).await?.map(Service))
     }
     async fn default_assignment_group(
         &self,
@@ -243,7 +241,7 @@ impl Integration {
         let Some(id) = self.0.default_assignment_group_id else {
             return Ok(None);
         };
-        Ok(load(&ctx.app().loaders.support_group, id)
+        Ok(load(&ctx.loaders().support_group, id)
             .await?
             .map(SupportGroup))
     }
@@ -344,7 +342,7 @@ impl IncidentAlert {
         if !ctx.principal()?.is_admin() {
             return Ok(None);
         }
-        Ok(load(&ctx.app().loaders.integration, self.0.integration_id)
+        Ok(load(&ctx.loaders().integration, self.0.integration_id)
             .await?
             .map(Integration))
     }
@@ -358,7 +356,7 @@ pub async fn alert_of(
     if !ctx.principal()?.is_staff() {
         return Ok(None);
     }
-    Ok(load(&ctx.app().loaders.alert_by_incident, incident_id)
+    Ok(load(&ctx.loaders().alert_by_incident, incident_id)
         .await?
         .and_then(|rows| rows.into_iter().next())
         .map(IncidentAlert))
@@ -376,9 +374,7 @@ impl IngestDelivery {
         let Some(id) = self.0.integration_id else {
             return Ok(None);
         };
-        Ok(load(&ctx.app().loaders.integration, id)
-            .await?
-            .map(Integration))
+        Ok(load(&ctx.loaders().integration, id).await?.map(Integration))
     }
     /// `alertmanager`, `grafana`, `events` or `graphql`.
     async fn endpoint(&self) -> &str {

@@ -156,11 +156,9 @@ impl BusinessCalendar {
         Ok(domain::calendar_of(&self.0)?.is_24x7())
     }
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Organization>> {
-        Ok(
-            load(&ctx.app().loaders.organization, self.0.organization_id)
-                .await?
-                .map(Organization),
-        )
+        Ok(load(&ctx.loaders().organization, self.0.organization_id)
+            .await?
+            .map(Organization))
     }
     async fn version(&self) -> i32 {
         self.0.version
@@ -224,17 +222,17 @@ impl Sla {
         self.0.availability_target
     }
     async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Organization>> {
-        Ok(load(&ctx.app().loaders.organization, self.0.customer_id)
+        Ok(load(&ctx.loaders().organization, self.0.customer_id)
             .await?
             .map(Organization))
     }
     async fn service(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Service>> {
-        Ok(load(&ctx.app().loaders.service, self.0.service_id)
+        Ok(load(&ctx.loaders().service, self.0.service_id)
             .await?
             .map(Service))
     }
     async fn calendar(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<BusinessCalendar>> {
-        Ok(load(&ctx.app().loaders.calendar, self.0.calendar_id)
+        Ok(load(&ctx.loaders().calendar, self.0.calendar_id)
             .await?
             .map(BusinessCalendar))
     }
@@ -326,7 +324,7 @@ impl SlaClock {
         self.0.met
     }
     async fn sla(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Sla>> {
-        Ok(load(&ctx.app().loaders.sla, self.0.sla_id).await?.map(Sla))
+        Ok(load(&ctx.loaders().sla, self.0.sla_id).await?.map(Sla))
     }
 }
 
@@ -341,10 +339,10 @@ impl SlaClock {
 
     async fn compute(&self, ctx: &Context<'_>) -> async_graphql::Result<clock::ClockReading> {
         let app = ctx.app();
-        let agreement = load(&app.loaders.sla, self.0.sla_id)
+        let agreement = load(&ctx.loaders().sla, self.0.sla_id)
             .await?
             .ok_or_else(|| AppError::not_found("SLA"))?;
-        let row = load(&app.loaders.calendar, agreement.calendar_id)
+        let row = load(&ctx.loaders().calendar, agreement.calendar_id)
             .await?
             .ok_or_else(|| AppError::not_found("business calendar"))?;
         let cal = domain::calendar_of(&row)?;
@@ -946,16 +944,14 @@ impl SlaReportRow {
         if self.group_by != SlaReportGroupBy::Service {
             return Ok(None);
         }
-        Ok(load(&ctx.app().loaders.service, self.id())
-            .await?
-            .map(Service))
+        Ok(load(&ctx.loaders().service, self.id()).await?.map(Service))
     }
     /// Set when grouped by CUSTOMER.
     async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Organization>> {
         if self.group_by != SlaReportGroupBy::Customer {
             return Ok(None);
         }
-        Ok(load(&ctx.app().loaders.organization, self.id())
+        Ok(load(&ctx.loaders().organization, self.id())
             .await?
             .map(Organization))
     }
