@@ -345,7 +345,7 @@ impl SlaClock {
         let row = load(&ctx.loaders().calendar, agreement.calendar_id)
             .await?
             .ok_or_else(|| AppError::not_found("business calendar"))?;
-        let cal = domain::calendar_of(&row)?;
+        let cal = domain::calendar_cached(&row)?;
         Ok(clock::read(
             &cal,
             &self.0,

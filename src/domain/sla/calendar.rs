@@ -18,6 +18,7 @@ use chrono::{
     DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday,
 };
 use chrono_tz::Tz;
+use std::sync::Arc;
 
 use crate::error::{AppError, AppResult};
 
@@ -139,7 +140,23 @@ pub struct Calendar {
     days: [Vec<Window>; 7],
     holidays: Vec<Holiday>,
     always: bool,
+    /// Set by [`Calendar::tabulated`]: the business intervals of a span of
+    /// days around that moment, computed once and read from then on.
+    table: Option<Arc<Table>>,
 }
+
+/// Precomputed business intervals, exactly as the day walk yields them.
+#[derive(Debug)]
+struct Table {
+    /// Intervals starting from this instant are read from `spans`.
+    from: DateTime<Utc>,
+    /// Sorted, disjoint; the walk resumes after the last one.
+    spans: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// How many days before and after its creation a tabulated calendar keeps.
+const TABLE_DAYS_BEFORE: i64 = 2 * 366;
+const TABLE_DAYS_AFTER: i64 = 366;
 
 /// How far ahead `due_at` searches before answering "never" (a calendar whose
 /// every day is a holiday has no business time).
@@ -196,7 +213,26 @@ impl Calendar {
             days,
             holidays,
             always,
+            table: None,
         })
+    }
+
+    /// The same calendar, reading its intervals from a table of the two years
+    /// before and the year after `now` (built here) instead of walking
+    /// day by day: for a calendar read many times, such as one cached per
+    /// stored version. Results are identical; instants outside the table
+    /// fall back to the walk.
+    pub fn tabulated(mut self, now: DateTime<Utc>) -> Self {
+        if !self.always {
+            let from = now - Duration::days(TABLE_DAYS_BEFORE);
+            let until = now + Duration::days(TABLE_DAYS_AFTER);
+            let spans = self
+                .walk_from(from)
+                .take_while(|(s, _)| *s < until)
+                .collect();
+            self.table = Some(Arc::new(Table { from, spans }));
+        }
+        self
     }
 
     /// Round the clock, every day, no holidays.
@@ -293,6 +329,25 @@ impl Calendar {
 
     /// Business intervals in UTC, in order and disjoint, clipped to start at `from`.
     pub fn intervals_from(
+        &self,
+        from: DateTime<Utc>,
+    ) -> Box<dyn Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + '_> {
+        if let Some(table) = self.table.as_deref()
+            && from >= table.from
+            && let Some(&(_, last_end)) = table.spans.last()
+            && from < last_end
+        {
+            let first = table.spans.partition_point(|&(_, e)| e <= from);
+            let listed = table.spans[first..]
+                .iter()
+                .map(move |&(s, e)| (s.max(from), e));
+            return Box::new(listed.chain(self.walk_from(last_end)));
+        }
+        self.walk_from(from)
+    }
+
+    /// The day walk behind [`Calendar::intervals_from`].
+    fn walk_from(
         &self,
         from: DateTime<Utc>,
     ) -> Box<dyn Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + '_> {
@@ -873,5 +928,70 @@ mod tests {
             .collect();
         let cal = Calendar::new("UTC", vec![w(Mon, "09:00", "17:00")], all_days).unwrap();
         assert_eq!(cal.due_at(utc("2026-03-02T09:00:00Z"), H, &[]), None);
+    }
+
+    /// A tabulated calendar answers exactly as the day walk does: inside the
+    /// table, across both of its ends and outside it, with pauses (closed and
+    /// open), overnight windows, daylight-saving changes and holidays.
+    #[test]
+    fn tabulated_calendars_answer_as_the_walk() {
+        let shifts = Calendar::new(
+            "America/New_York",
+            vec![
+                w(Mon, "08:00", "12:00"),
+                w(Mon, "13:00", "17:30"),
+                overnight(Fri, "22:00", "02:30"),
+                w(Sun, "01:30", "03:00"),
+            ],
+            vec![
+                Holiday::Yearly { month: 7, day: 4 },
+                Holiday::Once(NaiveDate::from_ymd_opt(2026, 3, 9).unwrap()),
+            ],
+        )
+        .unwrap();
+        let now = utc("2026-11-22T10:17:31.250Z");
+        for plain in [
+            office(
+                "Europe/Berlin",
+                vec![Holiday::Yearly { month: 12, day: 25 }],
+            ),
+            shifts,
+        ] {
+            let table = plain.clone().tabulated(now);
+            let mut seed: i64 = 7;
+            let mut next = |span_days: i64| {
+                seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+                now - Duration::days(3 * 366)
+                    + Duration::milliseconds(seed * 1_000 % (span_days * 86_400_000))
+            };
+            for _ in 0..150 {
+                let from = next(5 * 366);
+                let to = from
+                    + Duration::seconds((next(400) - now + Duration::days(3 * 366)).num_seconds());
+                let pauses = [
+                    Pause {
+                        start: from + Duration::hours(30),
+                        end: Some(from + Duration::hours(50)),
+                    },
+                    Pause {
+                        start: from + Duration::days(9),
+                        end: None,
+                    },
+                ];
+                for ps in [&pauses[..0], &pauses[..1], &pauses[..]] {
+                    assert_eq!(
+                        table.business_seconds(from, to, ps),
+                        plain.business_seconds(from, to, ps),
+                        "{from} .. {to}"
+                    );
+                    let target = (to - from).num_seconds() / 3;
+                    assert_eq!(
+                        table.due_at(from, target, ps),
+                        plain.due_at(from, target, ps),
+                        "{from} + {target}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -6,6 +6,8 @@ pub mod clock;
 pub mod report;
 pub mod worker;
 
+use std::{collections::HashMap, sync::Arc};
+
 use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
 use entity::{
     business_calendar,
@@ -111,6 +113,37 @@ pub fn calendar_of(row: &business_calendar::Model) -> AppResult<Calendar> {
             e.message()
         )))
     })
+}
+
+/// Parsed calendars of stored rows, by id and version (a row's version
+/// changes with every update, so an entry never serves stale windows).
+/// Tabulated once per day, so reading a clock that has run for months costs
+/// a table scan rather than a walk over every day.
+static CALENDARS: std::sync::LazyLock<
+    std::sync::Mutex<HashMap<(i64, i32), (Arc<Calendar>, DateTime<Utc>)>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// How many calendar versions [`calendar_cached`] keeps before starting over.
+const CACHED_CALENDARS: usize = 1024;
+
+/// [`calendar_of`], parsed and tabulated once per stored version: for reads
+/// (clock fields), which may come by the hundred per request.
+pub fn calendar_cached(row: &business_calendar::Model) -> AppResult<Arc<Calendar>> {
+    let now = Utc::now();
+    let key = (row.id, row.version);
+    let fresh = |built: &DateTime<Utc>| now - *built < chrono::Duration::days(1);
+    if let Some((cal, built)) = CALENDARS.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+        && fresh(built)
+    {
+        return Ok(cal.clone());
+    }
+    let cal = Arc::new(calendar_of(row)?.tabulated(now));
+    let mut cache = CALENDARS.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= CACHED_CALENDARS {
+        cache.clear();
+    }
+    cache.insert(key, (cal.clone(), now));
+    Ok(cal)
 }
 
 pub fn specs_of(row: &business_calendar::Model) -> AppResult<(Vec<WindowSpec>, Vec<HolidaySpec>)> {
