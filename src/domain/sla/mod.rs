@@ -119,9 +119,11 @@ pub fn calendar_of(row: &business_calendar::Model) -> AppResult<Calendar> {
 /// changes with every update, so an entry never serves stale windows).
 /// Tabulated once per day, so reading a clock that has run for months costs
 /// a table scan rather than a walk over every day.
-static CALENDARS: std::sync::LazyLock<
-    std::sync::Mutex<HashMap<(i64, i32), (Arc<Calendar>, DateTime<Utc>)>>,
-> = std::sync::LazyLock::new(Default::default);
+static CALENDARS: std::sync::LazyLock<std::sync::Mutex<CalendarCache>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// (id, version) -> the calendar and when it was tabulated.
+type CalendarCache = HashMap<(i64, i32), (Arc<Calendar>, DateTime<Utc>)>;
 
 /// How many calendar versions [`calendar_cached`] keeps before starting over.
 const CACHED_CALENDARS: usize = 1024;
@@ -132,7 +134,10 @@ pub fn calendar_cached(row: &business_calendar::Model) -> AppResult<Arc<Calendar
     let now = Utc::now();
     let key = (row.id, row.version);
     let fresh = |built: &DateTime<Utc>| now - *built < chrono::Duration::days(1);
-    if let Some((cal, built)) = CALENDARS.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+    if let Some((cal, built)) = CALENDARS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
         && fresh(built)
     {
         return Ok(cal.clone());
