@@ -339,10 +339,7 @@ impl SlaClock {
 
     async fn compute(&self, ctx: &Context<'_>) -> async_graphql::Result<clock::ClockReading> {
         let app = ctx.app();
-        let agreement = load(&ctx.loaders().sla, self.0.sla_id)
-            .await?
-            .ok_or_else(|| AppError::not_found("SLA"))?;
-        let row = load(&ctx.loaders().calendar, agreement.calendar_id)
+        let row = load(&ctx.loaders().calendar_by_sla, self.0.sla_id)
             .await?
             .ok_or_else(|| AppError::not_found("business calendar"))?;
         let cal = domain::calendar_cached(&row)?;
