@@ -305,10 +305,13 @@ async fn params(url: &str) -> Result<()> {
 /// The portal's incident list, as `bench/wrk/list.lua` sends it.
 const LIST: &str = "query($f: IncidentFilter) { incidents(first: 50, filter: $f) { edges { node { id number title state priority service { name } assignee { displayName } assignmentGroup { name } affectedCis { name status } clocks { kind targetSeconds dueAt businessElapsedSeconds remainingSeconds paused met breachedAt } } } pageInfo { hasNextPage endCursor } } }";
 
-/// Spawns the release binary with the benchmark's settings.
+/// Spawns the release binary with the benchmark's settings. The SLA breach
+/// worker is off: its periodic scans would be counted with the requests'
+/// statements.
 fn spawn_server(bin: &PathBuf, port: u16, database_url: Option<&str>, dir: &str) -> Result<Child> {
     let mut cmd = Command::new(bin);
     cmd.arg("serve")
+        .env("SERVICEGRAPH_SLA__WORKER_ENABLED", "false")
         .env("SERVICEGRAPH_LISTEN", format!("127.0.0.1:{port}"))
         .env("SERVICEGRAPH_DATA_DIR", dir)
         .env("SERVICEGRAPH_AUTH__HS256_SECRET", SECRET)
