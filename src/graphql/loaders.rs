@@ -268,7 +268,8 @@ pub struct CalendarBySla {
 }
 
 impl Loader<i64> for CalendarBySla {
-    type Value = entity::business_calendar::Model;
+    /// Shared: a page of clocks asks for the same few calendars again and again.
+    type Value = Arc<entity::business_calendar::Model>;
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
@@ -286,7 +287,7 @@ impl Loader<i64> for CalendarBySla {
             .map_err(Arc::new)?;
         Ok(rows
             .into_iter()
-            .filter_map(|(calendar, agreement)| agreement.map(|a| (a.id, calendar)))
+            .filter_map(|(calendar, agreement)| agreement.map(|a| (a.id, Arc::new(calendar))))
             .collect())
     }
 }
