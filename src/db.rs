@@ -34,6 +34,9 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, String> {
         .connect_timeout(config.database.connect_timeout)
         .acquire_timeout(config.database.connect_timeout)
         .idle_timeout(Duration::from_secs(300))
+        // A ping before every statement doubled the round trips of a loaded
+        // server; only a connection idle for a while is checked first.
+        .test_before_acquire_if_idle_for(Duration::from_secs(10))
         .sqlx_logging(false);
     if is_sqlite {
         opts.map_sqlx_sqlite_opts(|o| {
