@@ -1112,7 +1112,9 @@ async fn run_round<C: ConnectionTrait>(
     };
 
     for &(i, key, alert) in round {
-        let state = states.get(key).cloned();
+        // Taken out, not cloned: every branch puts the key's new state back
+        // (a round holds each key once; a creation's comes with its incident).
+        let state = states.remove(key);
         let rule = routing.route(&alert.labels).unwrap_or(&fallback);
         let done = |action, incident: Option<&incident::Model>| AlertOutcome {
             key: key.to_owned(),
@@ -1355,7 +1357,13 @@ async fn run_round<C: ConnectionTrait>(
                 );
                 done(AlertAction::Acknowledged, Some(&incident))
             }
-            (_, s) => done(AlertAction::Ignored, s.as_ref().map(|s| &s.incident)),
+            (_, s) => {
+                let outcome = done(AlertAction::Ignored, s.as_ref().map(|s| &s.incident));
+                if let Some(s) = s {
+                    states.insert(key.to_owned(), s);
+                }
+                outcome
+            }
         };
         outcomes[i] = Some(outcome);
     }
