@@ -14,12 +14,6 @@ use servicegraph::{
     telemetry,
 };
 
-/// mimalloc: a resolver answer is thousands of small allocations, freed
-/// together; glibc's malloc spent about a third of the server's CPU on them
-/// and kept more memory per WebSocket connection.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "servicegraph",

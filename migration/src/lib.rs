@@ -10,6 +10,7 @@ mod m20261122_000003_sla;
 mod m20261122_000004_incident_cis;
 mod m20261122_000005_sla_clock_facts;
 mod m20261122_000006_monitoring;
+mod m20261122_000007_incident_number_sequences;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_incident_cis::Migration),
             Box::new(m20261122_000005_sla_clock_facts::Migration),
             Box::new(m20261122_000006_monitoring::Migration),
+            Box::new(m20261122_000007_incident_number_sequences::Migration),
         ]
     }
 }

@@ -176,15 +176,24 @@ async fn insert_events<C: ConnectionTrait, M: Audited>(
     action: &str,
     records: &[(Option<&M>, &M)],
 ) -> AppResult<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
     let at = super::now();
     let request_id = current_request_id();
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        return insert_events_pg(db, actor, action, records, at, request_id.as_deref()).await;
+    }
     let mut rows = Vec::with_capacity(records.len());
     for (before, m) in records {
-        let before = before
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(crate::error::AppError::internal)?;
         let after = serde_json::to_value(m).map_err(crate::error::AppError::internal)?;
+        let changes = match before {
+            None => created(&after),
+            Some(b) => {
+                let b = serde_json::to_value(b).map_err(crate::error::AppError::internal)?;
+                diff(Some(&b), Some(&after))
+            }
+        };
         rows.push(audit_event::ActiveModel {
             occurred_at: Set(at),
             actor: Set(actor.subject.clone()),
@@ -193,22 +202,143 @@ async fn insert_events<C: ConnectionTrait, M: Audited>(
             action: Set(action.to_owned()),
             record_type: Set(M::RECORD_TYPE.to_owned()),
             record_id: Set(m.record_id()),
-            changes: Set(diff(before.as_ref(), Some(&after))),
+            changes: Set(changes),
             snapshot: Set(Some(after)),
             request_id: Set(request_id.clone()),
             ..Default::default()
         });
     }
-    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        super::insert_many_json(db, &rows, false).await?;
-        return Ok(());
-    }
     // 11 columns a row: 400 rows stay far below SQLite's bind limit.
-    for chunk in rows.chunks(400) {
-        audit_event::Entity::insert_many(chunk.to_vec())
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(400));
+        audit_event::Entity::insert_many(std::mem::replace(&mut rows, rest))
             .exec_without_returning(db)
             .await?;
     }
+    Ok(())
+}
+
+/// The changes of a created record: every field that is set, from null.
+fn created(after: &Value) -> Value {
+    let Some(fields) = after.as_object() else {
+        return Value::Object(Map::new());
+    };
+    Value::Object(
+        fields
+            .iter()
+            .filter(|(k, v)| !v.is_null() && !BOOKKEEPING.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), json!({ "before": Value::Null, "after": v })))
+            .collect(),
+    )
+}
+
+/// [`created`] as it serialises, without building it: the bulk path writes
+/// each after-image once as JSON text, and its changes from the same value.
+struct CreatedChanges<'a>(&'a Value);
+
+impl Serialize for CreatedChanges<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Change<'a>(&'a Value);
+        impl Serialize for Change<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("before", &Value::Null)?;
+                m.serialize_entry("after", self.0)?;
+                m.end()
+            }
+        }
+        let mut m = s.serialize_map(None)?;
+        if let Some(fields) = self.0.as_object() {
+            for (k, v) in fields {
+                if !v.is_null() && !BOOKKEEPING.contains(&k.as_str()) {
+                    m.serialize_entry(k, &Change(v))?;
+                }
+            }
+        }
+        m.end()
+    }
+}
+
+/// The changes of a bulk event: a creation's, written from its after-image,
+/// or an update's diff.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Changes<'a> {
+    Created(CreatedChanges<'a>),
+    Diff(Value),
+}
+
+/// One audit row as `jsonb_to_recordset` reads it.
+#[derive(Serialize)]
+struct EventRow<'a> {
+    occurred_at: chrono::DateTime<chrono::Utc>,
+    actor: &'a str,
+    actor_organization_id: i64,
+    tenant_id: Option<i64>,
+    action: &'a str,
+    record_type: &'static str,
+    record_id: i64,
+    changes: Changes<'a>,
+    snapshot: &'a Value,
+    request_id: Option<&'a str>,
+}
+
+/// PostgreSQL: every event of the batch in one `INSERT ... SELECT FROM
+/// jsonb_to_recordset`, its parameter written as JSON text straight from the
+/// records (one `Value` per record, no intermediate active models). The rows
+/// are those [`record`] writes.
+async fn insert_events_pg<C: ConnectionTrait, M: Audited>(
+    db: &C,
+    actor: &Principal,
+    action: &str,
+    records: &[(Option<&M>, &M)],
+    at: chrono::DateTime<chrono::Utc>,
+    request_id: Option<&str>,
+) -> AppResult<()> {
+    use crate::error::AppError;
+    let mut text: Vec<u8> = Vec::with_capacity(records.len() * 1024);
+    text.push(b'[');
+    for (n, (before, m)) in records.iter().enumerate() {
+        if n > 0 {
+            text.push(b',');
+        }
+        let after = serde_json::to_value(m).map_err(AppError::internal)?;
+        let row = |changes| EventRow {
+            occurred_at: at,
+            actor: &actor.subject,
+            actor_organization_id: actor.organization_id,
+            tenant_id: m.tenant_id(),
+            action,
+            record_type: M::RECORD_TYPE,
+            record_id: m.record_id(),
+            changes,
+            snapshot: &after,
+            request_id,
+        };
+        let changes = match before {
+            None => Changes::Created(CreatedChanges(&after)),
+            Some(b) => {
+                let b = serde_json::to_value(b).map_err(AppError::internal)?;
+                Changes::Diff(diff(Some(&b), Some(&after)))
+            }
+        };
+        serde_json::to_writer(&mut text, &row(changes)).map_err(AppError::internal)?;
+    }
+    text.push(b']');
+    let text = String::from_utf8(text).map_err(AppError::internal)?;
+    db.execute_raw(sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "INSERT INTO audit_events (occurred_at, actor, actor_organization_id, tenant_id, action, \
+         record_type, record_id, changes, snapshot, request_id) \
+         SELECT occurred_at, actor, actor_organization_id, tenant_id, action, record_type, \
+         record_id, changes, snapshot, request_id \
+         FROM jsonb_to_recordset($1::jsonb) AS x(occurred_at timestamptz, actor text, \
+         actor_organization_id bigint, tenant_id bigint, action text, record_type text, \
+         record_id bigint, changes jsonb, snapshot jsonb, request_id text)",
+        [text.into()],
+    ))
+    .await?;
     Ok(())
 }
 audited!(entity::business_calendar::Model, "BusinessCalendar", |m| {
@@ -268,3 +398,26 @@ audited!(entity::integration::Model, "Integration", |m| Some(
 audited!(entity::incident_alert::Model, "IncidentAlert", |m| Some(
     m.customer_id
 ));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_creation_changes_are_the_diff_from_nothing() {
+        let after = json!({
+            "id": 7, "title": "Disk full", "description": null, "version": 1,
+            "updated_at": "2026-11-22T10:00:00Z", "labels": { "job": "web" }, "count": 0
+        });
+        let expected = diff(None, Some(&after));
+        assert_eq!(created(&after), expected);
+        assert_eq!(
+            serde_json::to_value(CreatedChanges(&after)).unwrap(),
+            expected
+        );
+        assert_eq!(
+            serde_json::to_value(Changes::Created(CreatedChanges(&after))).unwrap(),
+            expected
+        );
+    }
+}

@@ -88,30 +88,49 @@ pub async fn find_incident<C: ConnectionTrait>(
     }
 }
 
-/// Reserves `n` consecutive numbers of a customer and answers the first, in
-/// the caller's transaction: the counter row is locked by the upsert until
-/// commit, so concurrent creations queue.
-async fn next_numbers<C: ConnectionTrait>(db: &C, customer_id: i64, n: i64) -> AppResult<i64> {
+/// Reserves `n` numbers of a customer, ascending. On PostgreSQL they come
+/// from the customer's sequence (migration `m20261122_000007`): `nextval`
+/// locks nothing until commit, so concurrent raises for one customer do not
+/// queue, and a rolled-back raise leaves a gap. On SQLite (one writer) the
+/// counter row's upsert reserves a consecutive range in the caller's
+/// transaction.
+async fn next_numbers<C: ConnectionTrait>(db: &C, customer_id: i64, n: i64) -> AppResult<Vec<i64>> {
     let backend = db.get_database_backend();
-    let (a, b) = if backend == DbBackend::Postgres {
-        ("$1", "$2")
-    } else {
-        ("?1", "?2")
-    };
+    if backend == DbBackend::Postgres {
+        let rows = db
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                "SELECT n FROM next_incident_numbers($1, $2) AS n",
+                [
+                    customer_id.into(),
+                    i32::try_from(n).unwrap_or(i32::MAX).into(),
+                ],
+            ))
+            .await?;
+        let mut numbers = rows
+            .iter()
+            .map(|r| r.try_get::<i64>("", "n"))
+            .collect::<Result<Vec<_>, _>>()?;
+        numbers.sort_unstable();
+        if numbers.len() as i64 != n {
+            return Err(AppError::internal(std::io::Error::other(
+                "the incident number sequence answered too few numbers",
+            )));
+        }
+        return Ok(numbers);
+    }
     let row = db
         .query_one_raw(Statement::from_sql_and_values(
             backend,
-            format!(
-                "INSERT INTO incident_counters (organization_id, last_value) VALUES ({a}, {b}) \
-                 ON CONFLICT (organization_id) DO UPDATE SET last_value = incident_counters.last_value + {b} \
-                 RETURNING last_value"
-            ),
+            "INSERT INTO incident_counters (organization_id, last_value) VALUES (?1, ?2) \
+             ON CONFLICT (organization_id) DO UPDATE SET last_value = incident_counters.last_value + ?2 \
+             RETURNING last_value",
             [customer_id.into(), n.into()],
         ))
         .await?
         .ok_or_else(|| AppError::internal(std::io::Error::other("counter upsert returned no row")))?;
     let last: i64 = row.try_get("", "last_value")?;
-    Ok(last - n + 1)
+    Ok((last - n + 1..=last).collect())
 }
 
 async fn check_assignment<C: ConnectionTrait>(
@@ -419,7 +438,7 @@ pub async fn raise_many<C: ConnectionTrait>(
             .and_then(|s| agreements.get(&(d.customer_id, s)))
             .and_then(Option::as_ref)
     };
-    // Numbers last: the counter row stays locked until commit.
+    // Numbers last: on SQLite the counter row stays locked until commit.
     let mut per_customer: Vec<(i64, i64)> = Vec::new();
     for d in &drafts {
         match per_customer.iter_mut().find(|(c, _)| *c == d.customer_id) {
@@ -427,16 +446,18 @@ pub async fn raise_many<C: ConnectionTrait>(
             None => per_customer.push((d.customer_id, 1)),
         }
     }
-    let mut next_of: HashMap<i64, i64> = HashMap::new();
+    let mut next_of: HashMap<i64, std::vec::IntoIter<i64>> = HashMap::new();
     for (customer, n) in per_customer {
-        next_of.insert(customer, next_numbers(db, customer, n).await?);
+        next_of.insert(customer, next_numbers(db, customer, n).await?.into_iter());
     }
     let mut rows = Vec::with_capacity(drafts.len());
     let mut numbers = Vec::with_capacity(drafts.len());
     for d in &drafts {
-        let n = next_of.get_mut(&d.customer_id).expect("counted above");
-        let number = format!("INC-{:06}", *n);
-        *n += 1;
+        let n = next_of
+            .get_mut(&d.customer_id)
+            .and_then(Iterator::next)
+            .ok_or_else(|| AppError::internal(std::io::Error::other("no number reserved")))?;
+        let number = format!("INC-{n:06}");
         numbers.push(number.clone());
         let assigned = d.assignment_group_id.is_some() || d.assignee_id.is_some();
         rows.push(incident::ActiveModel {

@@ -191,7 +191,6 @@ where
     A: sea_orm::ActiveModelTrait,
 {
     use sea_orm::{EntityName, EntityTrait, IdenStatic, Iterable, Statement, Value as V};
-    use serde_json::Value as J;
     let Some(first) = rows.first() else {
         return Ok(Vec::new());
     };
@@ -213,48 +212,31 @@ where
             Some((c, c.as_str(), ty))
         })
         .collect();
-    let to_json = |v: V| -> J {
-        match v {
-            V::Bool(b) => b.map_or(J::Null, J::Bool),
-            V::Int(i) => i.map_or(J::Null, J::from),
-            V::BigInt(i) => i.map_or(J::Null, J::from),
-            V::String(s) => s.map_or(J::Null, J::String),
-            V::Json(j) => j.map_or(J::Null, |j| *j),
-            V::ChronoDateTimeUtc(t) => t.map_or(J::Null, |t| J::String(t.to_rfc3339())),
-            _ => J::Null,
-        }
-    };
-    let data: Vec<J> = rows
-        .iter()
-        .map(|row| {
-            J::Object(
-                columns
-                    .iter()
-                    .map(|(c, name, _)| {
-                        let v = row.get(*c).into_value().map_or(J::Null, to_json);
-                        ((*name).to_owned(), v)
-                    })
-                    .collect(),
-            )
-        })
-        .collect();
+    // Written as JSON text straight from the rows: no `Value` tree per row.
+    let mut text = Vec::with_capacity(rows.len() * 512);
+    serde_json::to_writer(
+        &mut text,
+        &JsonRows {
+            rows,
+            columns: &columns,
+        },
+    )
+    .map_err(|e| DbErr::Custom(format!("bulk insert rows as JSON: {e}")))?;
+    let text = String::from_utf8(text).map_err(|e| DbErr::Custom(e.to_string()))?;
     let names: Vec<String> = columns.iter().map(|(_, n, _)| format!("\"{n}\"")).collect();
     let typed: Vec<String> = columns
         .iter()
         .map(|(_, n, t)| format!("\"{n}\" {t}"))
         .collect();
     let sql = format!(
-        "INSERT INTO \"{table}\" ({cols}) SELECT {cols} FROM jsonb_to_recordset($1) AS x({typed}){returning}",
+        "INSERT INTO \"{table}\" ({cols}) SELECT {cols} FROM jsonb_to_recordset($1::jsonb) AS x({typed}){returning}",
         table = A::Entity::default().table_name(),
         cols = names.join(", "),
         typed = typed.join(", "),
         returning = if returning { " RETURNING *" } else { "" },
     );
-    let stmt = Statement::from_sql_and_values(
-        sea_orm::DbBackend::Postgres,
-        sql,
-        [V::Json(Some(Box::new(J::Array(data))))],
-    );
+    let stmt =
+        Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, [V::String(Some(text))]);
     if !returning {
         db.execute_raw(stmt).await?;
         return Ok(Vec::new());
@@ -263,6 +245,68 @@ where
         .from_raw_sql(stmt)
         .all(db)
         .await
+}
+
+/// The rows of [`insert_many_json`] as a JSON array of objects, one member
+/// per column, serialised without building `serde_json::Value`s.
+struct JsonRows<'a, A: sea_orm::ActiveModelTrait> {
+    rows: &'a [A],
+    columns: &'a [(
+        <A::Entity as sea_orm::EntityTrait>::Column,
+        &'static str,
+        &'static str,
+    )],
+}
+
+impl<A: sea_orm::ActiveModelTrait> serde::Serialize for JsonRows<'_, A> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        let mut seq = s.serialize_seq(Some(self.rows.len()))?;
+        for row in self.rows {
+            seq.serialize_element(&JsonRow {
+                row,
+                columns: self.columns,
+            })?;
+        }
+        return seq.end();
+
+        struct JsonRow<'a, A: sea_orm::ActiveModelTrait> {
+            row: &'a A,
+            columns: &'a [(
+                <A::Entity as sea_orm::EntityTrait>::Column,
+                &'static str,
+                &'static str,
+            )],
+        }
+        impl<A: sea_orm::ActiveModelTrait> serde::Serialize for JsonRow<'_, A> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(self.columns.len()))?;
+                for (c, name, _) in self.columns {
+                    m.serialize_entry(name, &JsonCell(self.row.get(*c).into_value()))?;
+                }
+                m.end()
+            }
+        }
+    }
+}
+
+/// One column value as `jsonb_to_recordset` reads it (the types
+/// [`insert_many_json`] declares; anything else is null).
+struct JsonCell(Option<sea_orm::Value>);
+
+impl serde::Serialize for JsonCell {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use sea_orm::Value as V;
+        match &self.0 {
+            Some(V::Bool(Some(b))) => s.serialize_bool(*b),
+            Some(V::Int(Some(i))) => s.serialize_i32(*i),
+            Some(V::BigInt(Some(i))) => s.serialize_i64(*i),
+            Some(V::String(Some(t))) => s.serialize_str(t),
+            Some(V::Json(Some(j))) => j.serialize(s),
+            Some(V::ChronoDateTimeUtc(Some(t))) => t.serialize(s),
+            _ => s.serialize_unit(),
+        }
+    }
 }
 
 /// Inserts rows and answers them as stored, in as few statements as the

@@ -997,17 +997,40 @@ async fn load_states<C: ConnectionTrait>(
     let mut keys: Vec<&str> = keyed.iter().map(|(k, _)| k.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
-    let latest = Query::select()
-        .expr(Func::max(Expr::col(incident::Column::Id)))
-        .from(incident::Entity)
-        .and_where(incident::Column::CustomerId.eq(customer))
-        .and_where(incident::Column::DedupKey.is_in(keys.iter().copied()))
-        .group_by_col(incident::Column::DedupKey)
-        .to_owned();
-    let found = incident::Entity::find()
-        .filter(incident::Column::Id.in_subquery(latest))
-        .all(db)
-        .await?;
+    let found = if db.get_database_backend() == DbBackend::Postgres {
+        // One backward probe of (customer_id, dedup_key, id) per key, whatever
+        // the statistics say: an `IN` list of parameters let the planner
+        // filter every incident of the customer against the list instead,
+        // so each delivery cost more as incidents accumulated.
+        incident::Entity::find()
+            .from_raw_sql(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT i.* FROM unnest($2::text[]) AS k(key) \
+                 CROSS JOIN LATERAL (SELECT * FROM incidents \
+                 WHERE customer_id = $1 AND dedup_key = k.key ORDER BY id DESC LIMIT 1) AS i",
+                [
+                    customer.into(),
+                    keys.iter()
+                        .map(|k| (*k).to_owned())
+                        .collect::<Vec<String>>()
+                        .into(),
+                ],
+            ))
+            .all(db)
+            .await?
+    } else {
+        let latest = Query::select()
+            .expr(Func::max(Expr::col(incident::Column::Id)))
+            .from(incident::Entity)
+            .and_where(incident::Column::CustomerId.eq(customer))
+            .and_where(incident::Column::DedupKey.is_in(keys.iter().copied()))
+            .group_by_col(incident::Column::DedupKey)
+            .to_owned();
+        incident::Entity::find()
+            .filter(incident::Column::Id.in_subquery(latest))
+            .all(db)
+            .await?
+    };
     let alerts = if found.is_empty() {
         Vec::new()
     } else {
@@ -1112,7 +1135,9 @@ async fn run_round<C: ConnectionTrait>(
     };
 
     for &(i, key, alert) in round {
-        let state = states.get(key).cloned();
+        // Taken out, not cloned: every branch puts the key's new state back
+        // (a round holds each key once; a creation's comes with its incident).
+        let state = states.remove(key);
         let rule = routing.route(&alert.labels).unwrap_or(&fallback);
         let done = |action, incident: Option<&incident::Model>| AlertOutcome {
             key: key.to_owned(),
@@ -1355,7 +1380,13 @@ async fn run_round<C: ConnectionTrait>(
                 );
                 done(AlertAction::Acknowledged, Some(&incident))
             }
-            (_, s) => done(AlertAction::Ignored, s.as_ref().map(|s| &s.incident)),
+            (_, s) => {
+                let outcome = done(AlertAction::Ignored, s.as_ref().map(|s| &s.incident));
+                if let Some(s) = s {
+                    states.insert(key.to_owned(), s);
+                }
+                outcome
+            }
         };
         outcomes[i] = Some(outcome);
     }

@@ -934,3 +934,106 @@ async fn raised_alerts_emit_incident_changed_and_raise_alert_matches_the_endpoin
     assert_eq!(d["raiseAlert"]["action"], "RESOLVED");
     assert_eq!(d["raiseAlert"]["incident"]["state"], "RESOLVED");
 }
+
+/// Every record a delivery writes (incident, clocks, CI link, alert row) has
+/// its `create` event whose snapshot is the record and whose changes set each
+/// field from null; a repeat's alert row has its `update` event.
+#[tokio::test]
+async fn every_record_a_delivery_writes_is_in_the_audit_trail() {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let (_, secret) = integration(&app, &s, "ALERTMANAGER", json!({})).await;
+    let first = am_body(vec![
+        am_alert("firing", "fp-a", "db-01", "Postgres down on db-01"),
+        am_alert("firing", "fp-b", "web-07", "Latency on web-07"),
+    ]);
+    let (status, body) = deliver(&app, "alertmanager", Some(&secret), &first).await;
+    assert_eq!(
+        (status, body["created"].clone()),
+        (StatusCode::OK, json!(2))
+    );
+    let repeat = am_body(vec![am_alert("firing", "fp-a", "db-01", "Postgres down")]);
+    let (status, body) = deliver(&app, "alertmanager", Some(&secret), &repeat).await;
+    assert_eq!(
+        (status, body["updated"].clone()),
+        (StatusCode::OK, json!(1))
+    );
+
+    let db = Database::connect(&app.database_url).await.unwrap();
+    let backend = db.get_database_backend();
+    let rows = |sql: &str| {
+        let stmt = Statement::from_string(backend, sql.to_owned());
+        let db = &db;
+        async move { db.query_all_raw(stmt).await.unwrap() }
+    };
+    let events = rows(
+        "SELECT record_type, record_id, action, CAST(changes AS TEXT) AS changes, \
+         CAST(snapshot AS TEXT) AS snapshot FROM audit_events ORDER BY id",
+    )
+    .await;
+    let events: Vec<(String, i64, String, Value, Value)> = events
+        .iter()
+        .map(|r| {
+            let json =
+                |c: &str| serde_json::from_str(&r.try_get::<String>("", c).unwrap()).unwrap();
+            (
+                r.try_get("", "record_type").unwrap(),
+                r.try_get("", "record_id").unwrap(),
+                r.try_get("", "action").unwrap(),
+                json("changes"),
+                json("snapshot"),
+            )
+        })
+        .collect();
+    for (table, record_type, expected) in [
+        ("incidents", "Incident", 2),
+        ("sla_clocks", "SlaClock", 4),
+        ("incident_alerts", "IncidentAlert", 2),
+        ("incident_affected_cis", "IncidentAffectedCi", 1),
+    ] {
+        let ids: Vec<i64> = rows(&format!("SELECT id FROM {table} ORDER BY id"))
+            .await
+            .iter()
+            .map(|r| r.try_get("", "id").unwrap())
+            .collect();
+        assert_eq!(ids.len(), expected, "{table}");
+        for id in ids {
+            let created: Vec<_> = events
+                .iter()
+                .filter(|e| e.0 == record_type && e.1 == id && e.2 == "create")
+                .collect();
+            assert_eq!(created.len(), 1, "{record_type} {id}: {created:?}");
+            let (_, _, _, changes, snapshot) = created[0];
+            assert_eq!(snapshot["id"], id, "{snapshot}");
+            let fields = snapshot.as_object().unwrap();
+            for (k, v) in fields {
+                if v.is_null() || ["version", "updated_at"].contains(&k.as_str()) {
+                    assert!(changes.get(k).is_none(), "{record_type}.{k}: {changes}");
+                } else {
+                    assert_eq!(
+                        changes[k],
+                        json!({ "before": null, "after": v }),
+                        "{record_type}.{k}"
+                    );
+                }
+            }
+        }
+    }
+    let updates: Vec<_> = events
+        .iter()
+        .filter(|e| e.0 == "IncidentAlert" && e.2 == "update")
+        .collect();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(
+        updates[0].3["alert_count"],
+        json!({ "before": 1, "after": 2 })
+    );
+    assert_eq!(updates[0].4["alert_count"], 2);
+    let numbers: Vec<String> = rows("SELECT number FROM incidents ORDER BY id")
+        .await
+        .iter()
+        .map(|r| r.try_get("", "number").unwrap())
+        .collect();
+    assert_eq!(numbers, ["INC-000001", "INC-000002"]);
+}
