@@ -504,14 +504,24 @@ async fn execute(
     if !operations.is_empty() {
         tracing::Span::current().record("operation", operations.join(",").as_str());
     }
-    // The request's own loaders, their fetches run level by level in this task.
+    // The request's own loaders, their fetches run level by level in its task.
+    // The execution is a task of its own, so a client that hangs up does not
+    // cancel it half way: a mutation still completes, and no statement or
+    // pool checkout is abandoned mid-flight (sqlx's pool can then leave other
+    // waiters asleep until their acquire timeout).
     let loaders = Arc::new(Loaders::for_request(&state.db));
-    let response = crate::graphql::loaders::batched(
-        state
-            .schema
-            .execute_batch(batch.data(principal).data(loaders)),
-    )
-    .await;
+    let schema = state.schema.clone();
+    let execution = async move {
+        crate::graphql::loaders::batched(schema.execute_batch(batch.data(principal).data(loaders)))
+            .await
+    };
+    let response = match tokio::spawn(execution.instrument(tracing::Span::current())).await {
+        Ok(response) => response,
+        Err(failed) => {
+            let err: async_graphql::Error = AppError::internal(failed).into();
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", &err.message);
+        }
+    };
     GraphQLResponse::from(with_codes(response)).into_response()
 }
 

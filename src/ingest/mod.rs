@@ -189,17 +189,28 @@ async fn handle(state: AppState, endpoint: Endpoint, headers: HeaderMap, body: B
         events: state.events.clone(),
     };
     let first_key = parsed.alerts.first().and_then(|a| a.key.clone());
-    match monitoring::ingest(
-        &store,
-        limits,
-        &integration,
-        endpoint.name(),
-        body_hash,
-        parsed.alerts,
-        started,
-    )
+    // A task of its own: a sender that hangs up does not cancel the delivery
+    // half way (see the GraphQL handler).
+    let config = state.config.clone();
+    let delivery = async move {
+        monitoring::ingest(
+            &store,
+            &config.ingest,
+            &integration,
+            endpoint.name(),
+            body_hash,
+            parsed.alerts,
+            started,
+        )
+        .await
+    };
+    let result = tokio::spawn(tracing::Instrument::instrument(
+        delivery,
+        tracing::Span::current(),
+    ))
     .await
-    {
+    .unwrap_or_else(|failed| Err(AppError::internal(failed)));
+    match result {
         Ok(outcome) => accepted(endpoint, first_key, &outcome),
         Err(e) => failure(endpoint, e),
     }
