@@ -515,14 +515,29 @@ async fn execute(
         crate::graphql::loaders::batched(schema.execute_batch(batch.data(principal).data(loaders)))
             .await
     };
-    let response = match tokio::spawn(execution.instrument(tracing::Span::current())).await {
+    let response = match detached(execution).await {
         Ok(response) => response,
         Err(failed) => {
-            let err: async_graphql::Error = AppError::internal(failed).into();
+            let err: async_graphql::Error = failed.into();
             return error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", &err.message);
         }
     };
     GraphQLResponse::from(with_codes(response)).into_response()
+}
+
+/// Runs `fut` as a task of its own, with this request's id and span, and
+/// waits for it: a client that hangs up does not cancel it half way.
+pub(crate) async fn detached<F>(fut: F) -> Result<F::Output, AppError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let fut = fut.instrument(tracing::Span::current());
+    let task = match crate::error::current_request_id() {
+        Some(id) => tokio::spawn(REQUEST_ID.scope(id, fut)),
+        None => tokio::spawn(fut),
+    };
+    task.await.map_err(AppError::internal)
 }
 
 /// A JSON object with a string `query`, or a non-empty array of them.

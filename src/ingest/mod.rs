@@ -204,12 +204,7 @@ async fn handle(state: AppState, endpoint: Endpoint, headers: HeaderMap, body: B
         )
         .await
     };
-    let result = tokio::spawn(tracing::Instrument::instrument(
-        delivery,
-        tracing::Span::current(),
-    ))
-    .await
-    .unwrap_or_else(|failed| Err(AppError::internal(failed)));
+    let result = crate::app::detached(delivery).await.and_then(|r| r);
     match result {
         Ok(outcome) => accepted(endpoint, first_key, &outcome),
         Err(e) => failure(endpoint, e),
