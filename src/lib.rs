@@ -13,11 +13,3 @@ pub mod ingest;
 pub mod relay;
 pub mod seed;
 pub mod telemetry;
-
-/// mimalloc instead of the system allocator for every binary built on this
-/// crate (the server, its tests and benchmarks): a monitoring delivery
-/// allocates and frees thousands of short-lived strings and JSON values,
-/// and glibc's malloc spent about half the server's CPU there (perf, see
-/// BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

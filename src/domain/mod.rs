@@ -247,15 +247,18 @@ where
         .await
 }
 
+/// The columns [`insert_many_json`] writes: column, name, SQL type.
+type JsonColumns<A> = [(
+    <<A as sea_orm::ActiveModelTrait>::Entity as sea_orm::EntityTrait>::Column,
+    &'static str,
+    &'static str,
+)];
+
 /// The rows of [`insert_many_json`] as a JSON array of objects, one member
 /// per column, serialised without building `serde_json::Value`s.
 struct JsonRows<'a, A: sea_orm::ActiveModelTrait> {
     rows: &'a [A],
-    columns: &'a [(
-        <A::Entity as sea_orm::EntityTrait>::Column,
-        &'static str,
-        &'static str,
-    )],
+    columns: &'a JsonColumns<A>,
 }
 
 impl<A: sea_orm::ActiveModelTrait> serde::Serialize for JsonRows<'_, A> {
@@ -272,11 +275,7 @@ impl<A: sea_orm::ActiveModelTrait> serde::Serialize for JsonRows<'_, A> {
 
         struct JsonRow<'a, A: sea_orm::ActiveModelTrait> {
             row: &'a A,
-            columns: &'a [(
-                <A::Entity as sea_orm::EntityTrait>::Column,
-                &'static str,
-                &'static str,
-            )],
+            columns: &'a JsonColumns<A>,
         }
         impl<A: sea_orm::ActiveModelTrait> serde::Serialize for JsonRow<'_, A> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
