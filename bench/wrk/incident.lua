@@ -1,5 +1,5 @@
 -- Scenario 1: incident(id) with its service name and clocks, a random id a request.
--- Environment: INCIDENT_MIN, INCIDENT_MAX (row ids).
+-- Environment: INCIDENT_MIN, INCIDENT_MAX (row ids of the generated incidents, without gaps).
 dofile(os.getenv("WRK_LUA_DIR") .. "/common.lua")
 local lo = tonumber(os.getenv("INCIDENT_MIN"))
 local hi = tonumber(os.getenv("INCIDENT_MAX"))
