@@ -56,6 +56,9 @@ units = 0
 function response(status, headers, body)
   if status >= 200 and status < 300 and body and string.find(body, '"errors"', 1, true) then
     gql_errors = gql_errors + 1
+    -- The first few error answers of each thread go to stderr, to tell
+    -- failures from expected answers.
+    if gql_errors <= 3 then io.stderr:write("graphql error: " .. string.sub(body, 1, 400) .. "\n") end
   end
 end
 
