@@ -600,9 +600,12 @@ async fn graphql_ws(
     let span = tracing::Span::current();
     // Subscription traffic is small messages: tungstenite's default 128 KiB
     // read and write buffers per connection would cost ~150 KB of memory per
-    // subscriber (1.5 GB for 10,000); 4 KiB buffers grow when a message needs it.
+    // subscriber (1.5 GB for 10,000). The read buffer is allocated up front
+    // for every connection (heaptrack: the largest item per subscriber at
+    // 4 KiB); 1 KiB holds a subscribe message, and a larger message is read
+    // in several calls into a buffer that grows to fit it.
     upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(4 * 1024)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| serve_ws(state, socket, protocol, legacy).instrument(span))

@@ -191,8 +191,11 @@ impl Incident {
         let mut clocks = load(&ctx.loaders().clocks_by_incident, self.0.id)
             .await?
             .unwrap_or_default();
-        clocks.sort_by_key(|c| c.kind == enums::ClockKind::Resolve);
-        Ok(clocks.into_iter().map(SlaClock::new).collect())
+        clocks.sort_by_key(|c| c.clock.kind == enums::ClockKind::Resolve);
+        Ok(clocks
+            .into_iter()
+            .map(|c| SlaClock::with_calendar(c.clock, c.calendar))
+            .collect())
     }
     /// Work notes and comments, oldest first; requesters see only comments.
     async fn timeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<IncidentNote>> {

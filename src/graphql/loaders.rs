@@ -33,8 +33,8 @@ use futures_util::{
     task::{ArcWake, AtomicWaker},
 };
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, Iterable, JoinType, ModelTrait,
-    PrimaryKeyToColumn, QueryFilter, QuerySelect, RelationDef, Value,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, Iterable, JoinType,
+    ModelTrait, PrimaryKeyToColumn, QueryFilter, QueryResult, QuerySelect, RelationDef, Value,
 };
 
 fn as_i64(v: Value) -> Option<i64> {
@@ -292,6 +292,67 @@ impl Loader<i64> for CalendarBySla {
     }
 }
 
+/// The stored version of a business calendar: (id, version). A clock's reading
+/// needs only the calendar, and [`crate::domain::calendar_cached`] keeps
+/// calendars by this key, so a clock that carries it needs no calendar fetch.
+pub type CalendarKey = (i64, i32);
+
+/// A clock with the key of its SLA's calendar.
+#[derive(Debug, Clone)]
+pub struct ClockWithCalendar {
+    pub clock: entity::sla_clock::Model,
+    pub calendar: Option<CalendarKey>,
+}
+
+impl FromQueryResult for ClockWithCalendar {
+    fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
+        let id: Option<i64> = res.try_get(pre, "calendar_id")?;
+        let version: Option<i32> = res.try_get(pre, "calendar_version")?;
+        Ok(Self {
+            clock: entity::sla_clock::Model::from_query_result(res, pre)?,
+            calendar: id.zip(version),
+        })
+    }
+}
+
+/// Loads the clocks of each incident with their calendar's key, in one
+/// statement (joined through the SLA).
+pub struct ClocksByIncident {
+    db: DatabaseConnection,
+}
+
+impl Loader<i64> for ClocksByIncident {
+    type Value = Vec<ClockWithCalendar>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        use entity::{business_calendar, sla, sla_clock};
+        let to_sla: RelationDef = sla_clock::Entity::belongs_to(sla::Entity)
+            .from(sla_clock::Column::SlaId)
+            .to(sla::Column::Id)
+            .into();
+        let to_calendar: RelationDef = sla::Entity::belongs_to(business_calendar::Entity)
+            .from(sla::Column::CalendarId)
+            .to(business_calendar::Column::Id)
+            .into();
+        let rows = sla_clock::Entity::find()
+            .join(JoinType::LeftJoin, to_sla)
+            .join(JoinType::LeftJoin, to_calendar)
+            .column_as(business_calendar::Column::Id, "calendar_id")
+            .column_as(business_calendar::Column::Version, "calendar_version")
+            .filter(sla_clock::Column::IncidentId.is_in(keys.iter().copied()))
+            .into_model::<ClockWithCalendar>()
+            .all(&self.db)
+            .await
+            .map_err(Arc::new)?;
+        let mut out: HashMap<i64, Self::Value> = HashMap::new();
+        for row in rows {
+            out.entry(row.clock.incident_id).or_default().push(row);
+        }
+        Ok(out)
+    }
+}
+
 /// All loaders: the schema's shared set, or one request's.
 pub struct Loaders {
     pub organization: DataLoader<ById<entity::organization::Entity>>,
@@ -310,7 +371,7 @@ pub struct Loaders {
     pub calendar: DataLoader<ById<entity::business_calendar::Entity>>,
     pub sla: DataLoader<ById<entity::sla::Entity>>,
     pub calendar_by_sla: DataLoader<CalendarBySla>,
-    pub clocks_by_incident: DataLoader<ByColumn<entity::sla_clock::Entity>>,
+    pub clocks_by_incident: DataLoader<ClocksByIncident>,
     pub notes_by_incident: DataLoader<ByColumn<entity::incident_note::Entity>>,
     pub affected_cis_by_incident: DataLoader<ByColumn<entity::incident_affected_ci::Entity>>,
     pub alert_by_incident: DataLoader<ByColumn<entity::incident_alert::Entity>>,
@@ -374,7 +435,7 @@ impl Loaders {
             calendar: ById::loader(db, m),
             sla: ById::loader(db, m),
             calendar_by_sla: data_loader(CalendarBySla { db: db.clone() }, m),
-            clocks_by_incident: ByColumn::loader(db, entity::sla_clock::Column::IncidentId, m),
+            clocks_by_incident: data_loader(ClocksByIncident { db: db.clone() }, m),
             notes_by_incident: ByColumn::loader(db, entity::incident_note::Column::IncidentId, m),
             affected_cis_by_incident: ByColumn::loader(
                 db,

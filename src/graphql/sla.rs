@@ -11,6 +11,7 @@ use super::{
     context::{ContextExt, load},
     directory::{Organization, maybe},
     ids,
+    loaders::CalendarKey,
     pagination::{Keyset, Page, PageArgs, SortValue, page},
 };
 use crate::{
@@ -271,11 +272,19 @@ impl From<entity::priority_rule::Model> for PriorityRule {
 pub struct SlaClock(
     pub sla_clock::Model,
     tokio::sync::OnceCell<clock::ClockReading>,
+    /// The stored version of its calendar, when the clock was loaded with it.
+    Option<CalendarKey>,
 );
 
 impl SlaClock {
     pub fn new(model: sla_clock::Model) -> Self {
-        Self(model, tokio::sync::OnceCell::new())
+        Self(model, tokio::sync::OnceCell::new(), None)
+    }
+
+    /// A clock loaded with its calendar's key: read without fetching the
+    /// calendar while that version is cached.
+    pub fn with_calendar(model: sla_clock::Model, calendar: Option<CalendarKey>) -> Self {
+        Self(model, tokio::sync::OnceCell::new(), calendar)
     }
 }
 
@@ -339,10 +348,15 @@ impl SlaClock {
 
     async fn compute(&self, ctx: &Context<'_>) -> async_graphql::Result<clock::ClockReading> {
         let app = ctx.app();
-        let row = load(&ctx.loaders().calendar_by_sla, self.0.sla_id)
-            .await?
-            .ok_or_else(|| AppError::not_found("business calendar"))?;
-        let cal = domain::calendar_cached(&row)?;
+        let cal = match self.2.and_then(domain::calendar_cached_by_key) {
+            Some(cal) => cal,
+            None => {
+                let row = load(&ctx.loaders().calendar_by_sla, self.0.sla_id)
+                    .await?
+                    .ok_or_else(|| AppError::not_found("business calendar"))?;
+                domain::calendar_cached(&row)?
+            }
+        };
         Ok(clock::read(
             &cal,
             &self.0,

@@ -1,7 +1,7 @@
 //! Incident management over HTTP: numbers, the state machine, the timeline and
 //! its visibility, tenant isolation, SLA clocks, and `incidentChanged` over WebSocket.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde_json::{Value, json};
 
 use crate::{helpers::*, sla};
@@ -455,6 +455,63 @@ async fn sla_clocks_start_pause_stop_retarget_and_resume_on_reopen() {
     let after = resolve["businessElapsedSeconds"].as_i64().unwrap();
     assert!(after - at_resolve <= 1, "{at_resolve} -> {after}");
     assert!(time(&resolve["dueAt"]) > due, "{resolve}");
+}
+
+#[tokio::test]
+async fn clock_readings_follow_an_update_of_the_calendar() {
+    let app = TestApp::spawn().await;
+    let acme = app.customer("acme").await;
+    let svc = app
+        .service(json!({ "name": "Email", "status": "LIVE" }))
+        .await;
+    let svc = svc["id"].as_str().unwrap().to_owned();
+    app.subscribe(&svc, &acme).await;
+    let cal = sla::round_the_clock(&app).await;
+    sla::create_sla(&app, &acme, &svc, &cal).await;
+    let inc = raise(
+        &app,
+        &app.agent(),
+        json!({ "title": "Mail down", "impact": 1, "urgency": 1, "customerId": acme, "serviceId": svc }),
+    )
+    .await;
+    let id = inc["id"].as_str().unwrap();
+
+    // 24x7: the P1 respond clock is due 60 minutes after its start, read
+    // twice (the second read comes from the cached calendar).
+    for _ in 0..2 {
+        let (_, respond, _) = clocks(&app, id).await;
+        let start = time(&respond["startedAt"]);
+        assert_eq!(
+            time(&respond["dueAt"]),
+            start + chrono::Duration::minutes(60)
+        );
+    }
+
+    // The calendar shrinks to one hour a week (Monday 00:00-01:00 UTC): on
+    // the next read the same clocks end inside a Monday window, the respond
+    // clock after one window's worth and the resolve clock (240 minutes) three
+    // weeks later.
+    let d = app
+        .ok(
+            &app.admin(),
+            "mutation($i: UpdateBusinessCalendarInput!) { updateBusinessCalendar(input: $i) { version } }",
+            json!({ "i": { "id": cal, "version": 1, "windows": [{ "weekday": "MONDAY", "start": "00:00", "end": "01:00" }] } }),
+        )
+        .await;
+    assert_eq!(d["updateBusinessCalendar"]["version"], 2);
+    let (_, respond, resolve) = clocks(&app, id).await;
+    let due = time(&respond["dueAt"]);
+    assert_eq!(due.weekday(), chrono::Weekday::Mon, "{respond}");
+    assert!(
+        due.hour() == 0 || (due.hour() == 1 && due.minute() == 0 && due.second() == 0),
+        "{respond}"
+    );
+    assert!(due > time(&respond["startedAt"]) + chrono::Duration::minutes(60));
+    assert_eq!(
+        time(&resolve["dueAt"]),
+        due + chrono::Duration::days(21),
+        "{resolve}"
+    );
 }
 
 #[tokio::test]

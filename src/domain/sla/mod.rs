@@ -131,17 +131,10 @@ const CACHED_CALENDARS: usize = 1024;
 /// [`calendar_of`], parsed and tabulated once per stored version: for reads
 /// (clock fields), which may come by the hundred per request.
 pub fn calendar_cached(row: &business_calendar::Model) -> AppResult<Arc<Calendar>> {
-    let now = Utc::now();
-    let key = (row.id, row.version);
-    let fresh = |built: &DateTime<Utc>| now - *built < chrono::Duration::days(1);
-    if let Some((cal, built)) = CALENDARS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&key)
-        && fresh(built)
-    {
-        return Ok(cal.clone());
+    if let Some(cal) = calendar_cached_by_key((row.id, row.version)) {
+        return Ok(cal);
     }
+    let (key, now) = ((row.id, row.version), Utc::now());
     let cal = Arc::new(calendar_of(row)?.tabulated(now));
     let mut cache = CALENDARS.lock().unwrap_or_else(|e| e.into_inner());
     if cache.len() >= CACHED_CALENDARS {
@@ -149,6 +142,14 @@ pub fn calendar_cached(row: &business_calendar::Model) -> AppResult<Arc<Calendar
     }
     cache.insert(key, (cal.clone(), now));
     Ok(cal)
+}
+
+/// The cached calendar of a stored version (id, version), if [`calendar_cached`]
+/// tabulated it less than a day ago.
+pub fn calendar_cached_by_key(key: (i64, i32)) -> Option<Arc<Calendar>> {
+    let cache = CALENDARS.lock().unwrap_or_else(|e| e.into_inner());
+    let (cal, built) = cache.get(&key)?;
+    (Utc::now() - *built < chrono::Duration::days(1)).then(|| cal.clone())
 }
 
 pub fn specs_of(row: &business_calendar::Model) -> AppResult<(Vec<WindowSpec>, Vec<HolidaySpec>)> {

@@ -5,7 +5,7 @@
 //! warning_fired < threshold` / `WHERE breach_fired_at IS NULL`); only the
 //! process whose UPDATE changed the row publishes it.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use entity::{business_calendar, incident, sla, sla_clock};
@@ -14,7 +14,7 @@ use sea_orm::{
     sea_query::Expr,
 };
 
-use super::{calendar::Calendar, calendar_of, clock};
+use super::{calendar::Calendar, calendar_cached, clock};
 use crate::{
     domain::{Store, now},
     error::AppResult,
@@ -41,7 +41,9 @@ pub async fn pass(store: &Store, thresholds: &[u32], at: DateTime<Utc>) -> AppRe
     let db = &store.db;
     let mut fired = 0;
     let mut after_id = 0;
-    let mut calendars: HashMap<i64, Calendar> = HashMap::new();
+    // Per pass: the version read at the pass's first clock of each calendar;
+    // the tabulated calendars themselves come from the shared cache.
+    let mut calendars: HashMap<i64, Arc<Calendar>> = HashMap::new();
     let mut agreements: HashMap<i64, sla::Model> = HashMap::new();
     loop {
         let clocks = sla_clock::Entity::find()
@@ -71,7 +73,7 @@ pub async fn pass(store: &Store, thresholds: &[u32], at: DateTime<Utc>) -> AppRe
                 else {
                     continue;
                 };
-                slot.insert(calendar_of(&row)?);
+                slot.insert(calendar_cached(&row)?);
             }
             let cal = &calendars[&calendar_id];
             let elapsed = clock::elapsed(cal, &c, at)?;
