@@ -3,7 +3,8 @@
 dofile(os.getenv("WRK_LUA_DIR") .. "/common.lua")
 local lo = tonumber(os.getenv("INCIDENT_MIN"))
 local hi = tonumber(os.getenv("INCIDENT_MAX"))
-local query = "query($id: ID!) { incident(id: $id) { id number title state priority service { name } clocks { kind targetSeconds dueAt businessElapsedSeconds remainingSeconds paused met breachedAt } } }"
+-- INCIDENT_QUERY (a Lua global set before dofile) replaces the query: see incident_pk.lua.
+local query = INCIDENT_QUERY or "query($id: ID!) { incident(id: $id) { id number title state priority service { name } clocks { kind targetSeconds dueAt businessElapsedSeconds remainingSeconds paused met breachedAt } } }"
 function init(args)
   math.randomseed(os.time() + (thread_no or 0) * 7919)
 end

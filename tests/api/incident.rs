@@ -315,6 +315,12 @@ async fn requesters_see_their_own_incidents_and_comments_but_no_work_notes() {
 /// Acme subscribes to a live service with a 24x7 SLA (P1 60/240, P2 120/480,
 /// P3 240/960, P4 480/2400 minutes); returns (customer, service).
 async fn acme_with_sla(app: &TestApp) -> (String, String) {
+    let (acme, svc, _) = acme_with_sla_calendar(app).await;
+    (acme, svc)
+}
+
+/// [`acme_with_sla`], also answering the SLA's calendar.
+async fn acme_with_sla_calendar(app: &TestApp) -> (String, String, String) {
     let acme = app.customer("acme").await;
     let svc = app
         .service(json!({ "name": "Email", "status": "LIVE" }))
@@ -323,7 +329,7 @@ async fn acme_with_sla(app: &TestApp) -> (String, String) {
     app.subscribe(&svc, &acme).await;
     let cal = sla::round_the_clock(app).await;
     sla::create_sla(app, &acme, &svc, &cal).await;
-    (acme, svc)
+    (acme, svc, cal)
 }
 
 async fn clocks(app: &TestApp, id: &str) -> (Value, Value, Value) {
@@ -460,14 +466,7 @@ async fn sla_clocks_start_pause_stop_retarget_and_resume_on_reopen() {
 #[tokio::test]
 async fn clock_readings_follow_an_update_of_the_calendar() {
     let app = TestApp::spawn().await;
-    let acme = app.customer("acme").await;
-    let svc = app
-        .service(json!({ "name": "Email", "status": "LIVE" }))
-        .await;
-    let svc = svc["id"].as_str().unwrap().to_owned();
-    app.subscribe(&svc, &acme).await;
-    let cal = sla::round_the_clock(&app).await;
-    sla::create_sla(&app, &acme, &svc, &cal).await;
+    let (acme, svc, cal) = acme_with_sla_calendar(&app).await;
     let inc = raise(
         &app,
         &app.agent(),
