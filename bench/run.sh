@@ -14,6 +14,9 @@
 # same database), prints one table and writes it into BENCHMARKS.md between
 # the loadbench markers. Not part of `cargo test` or .ci/run.
 #
+# Environment: BENCH_POSTGRES (server URL without database), BENCH_PORT,
+# BENCH_PG_PARAMS (connection parameters; default sslmode=disable).
+#
 # Needs: cargo, PostgreSQL (psql, pgbench: the postgresql package), curl;
 # installs wrk with apt-get when it is missing.
 set -euo pipefail
@@ -34,7 +37,7 @@ while [[ $# -gt 0 ]]; do
     --postgres) PG=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --subscribers) SUBSCRIBERS=$2; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -47,7 +50,12 @@ else
   INCIDENTS=1000000 OPEN=10000 CIS=100000 RELATIONSHIPS=300000
   DB=${DB:-sg_loadbench} DURATION=${DURATION:-20} SUBSCRIBERS=${SUBSCRIBERS:-10000}
 fi
-DBURL="$PG/$DB"
+# The server and pgbench connect without TLS: both run on this machine, over
+# loopback, where TLS only spends CPU that the measured processes share (about
+# a third of scenario 1's throughput). BENCH_PG_PARAMS=sslmode=prefer measures
+# with it (libpq's and sqlx's default).
+PG_PARAMS=${BENCH_PG_PARAMS-sslmode=disable}
+DBURL="$PG/$DB${PG_PARAMS:+?$PG_PARAMS}"
 SECRET="benchmark-secret-that-is-long-enough-for-hs256-0123" # = examples/common SECRET
 OUT="$ROOT/target/loadbench/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
@@ -273,7 +281,8 @@ PGVER=$(psql_db -c "SHOW server_version" | awk '{ print $1 }')
   echo "PostgreSQL $PGVER on the same machine, wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }') and pgbench on the same machine."
   echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'). Command: \`$COMMAND_LINE\`."
   echo "Data set: $meta. Server: release build, default settings"
-  echo "(pool of 16 connections, SLA worker on), ready on PostgreSQL in $PG_READY_MS ms."
+  echo "(pool of 16 connections, SLA worker on), ready on PostgreSQL in $PG_READY_MS ms;"
+  echo "server and pgbench connect with \`${PG_PARAMS:-no parameters}\`."
   echo "Each wrk run: $DURATION s after a 2 s warm-up (slaReport and ciImpact: $HEAVY s on 2 connections)."
   echo
   cat "$OUT/table.md"
