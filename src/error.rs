@@ -64,12 +64,26 @@ impl AppError {
         Self::Internal(Box::new(err))
     }
 
-    /// The database error behind an `INTERNAL` error, if that is what it is.
+    /// The database error behind an `INTERNAL` error, if that is what it is
+    /// (also when it came through a DataLoader, which shares it in an `Arc`).
     pub fn db_err(&self) -> Option<&sea_orm::DbErr> {
         match self {
-            Self::Internal(source) => source.downcast_ref::<sea_orm::DbErr>(),
+            Self::Internal(source) => source.downcast_ref::<sea_orm::DbErr>().or_else(|| {
+                source
+                    .downcast_ref::<std::sync::Arc<sea_orm::DbErr>>()
+                    .map(|e| e.as_ref())
+            }),
             _ => None,
         }
+    }
+
+    /// The database could not be reached, or no pooled connection came free in
+    /// time (`database.connect_timeout`): the same request can succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self.db_err(),
+            Some(sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_))
+        )
     }
 
     /// A unique index refused a write (a concurrent writer got there first).
@@ -88,6 +102,9 @@ impl AppError {
             Self::Validation { message, .. } => message.clone(),
             Self::NotFound(what) => format!("{what} not found"),
             Self::Conflict(m) | Self::Forbidden(m) | Self::Unauthenticated(m) => m.clone(),
+            Self::Internal(_) if self.is_unavailable() => {
+                "the database is unavailable or busy; retry later".into()
+            }
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -99,6 +116,7 @@ impl AppError {
             Self::Conflict(_) => "CONFLICT",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Internal(_) if self.is_unavailable() => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -112,13 +130,13 @@ impl From<sea_orm::DbErr> for AppError {
 
 impl From<AppError> for async_graphql::Error {
     fn from(err: AppError) -> Self {
-        let code = err.code();
+        let (code, message) = (err.code(), err.message());
         match err {
             AppError::Internal(source) => {
                 let request_id =
                     current_request_id().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                tracing::error!(request_id = %request_id, error = %source, detail = ?source, "internal error");
-                async_graphql::Error::new(format!("internal error (request id {request_id})"))
+                tracing::error!(request_id = %request_id, error = %source, detail = ?source, code, "internal error");
+                async_graphql::Error::new(format!("{message} (request id {request_id})"))
                     .extend_with(|_, e| {
                         e.set("code", code);
                         e.set("requestId", request_id.clone());
@@ -135,5 +153,42 @@ impl From<AppError> for async_graphql::Error {
                 async_graphql::Error::new(other.message()).extend_with(|_, e| e.set("code", code))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sea_orm::{ConnAcquireErr, DbErr};
+
+    use super::AppError;
+
+    #[test]
+    fn a_database_without_free_connections_is_unavailable_not_internal() {
+        let timeout = AppError::from(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout));
+        assert_eq!(timeout.code(), "UNAVAILABLE");
+        // Through a DataLoader the error arrives shared in an Arc.
+        let loaded =
+            AppError::internal(Arc::new(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)));
+        assert_eq!(loaded.code(), "UNAVAILABLE");
+        let other = AppError::from(DbErr::Custom("syntax error at or near".into()));
+        assert_eq!(other.code(), "INTERNAL");
+
+        let answer = async_graphql::Error::from(timeout);
+        assert!(answer.message.contains("retry later"), "{}", answer.message);
+        assert!(
+            !answer.message.to_lowercase().contains("pool"),
+            "{}",
+            answer.message
+        );
+        let ext = format!("{:?}", answer.extensions);
+        assert!(
+            ext.contains("UNAVAILABLE") && ext.contains("requestId"),
+            "{ext}"
+        );
+        let answer = async_graphql::Error::from(other);
+        assert!(answer.message.starts_with("internal error (request id "));
+        assert!(!answer.message.contains("syntax"), "{}", answer.message);
     }
 }

@@ -338,12 +338,7 @@ fn failure(endpoint: Endpoint, e: AppError) -> Response {
         }
         AppError::Conflict(m) => refuse(endpoint, StatusCode::CONFLICT, "CONFLICT", m),
         _ => {
-            let unavailable = e.db_err().is_some_and(|d| {
-                matches!(
-                    d,
-                    sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_)
-                )
-            });
+            let unavailable = e.is_unavailable();
             let err: async_graphql::Error = e.into();
             let (status, code) = if unavailable {
                 (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")

@@ -274,3 +274,64 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
         "the acknowledged write is stored"
     );
 }
+
+#[tokio::test]
+async fn a_request_that_finds_no_free_connection_is_unavailable_and_the_held_one_completes() {
+    if !is_postgres() {
+        // Needs a lock a reader waits on; SQLite's readers never wait (WAL).
+        return;
+    }
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let app = TestApp::spawn_with(|c| {
+        c.database.max_connections = 1;
+        c.database.min_connections = 1;
+        c.database.connect_timeout = std::time::Duration::from_millis(700);
+        c.sla.worker_enabled = false;
+    })
+    .await;
+    let admin = app.admin();
+    let query = "{ services(first: 1) { totalCount } }";
+    // Caches the admin's tenant, so the next requests need only the services.
+    assert_eq!(
+        app.ok(&admin, query, json!({})).await["services"]["totalCount"],
+        0
+    );
+
+    // Another client holds a lock on services: the first request waits on it
+    // with the pool's only connection, the second finds none free in time.
+    let other = sea_orm::Database::connect(&app.database_url).await.unwrap();
+    let tx = other.begin().await.unwrap();
+    tx.execute_unprepared("LOCK TABLE services IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let waiting = {
+        let (app_client, base, admin) = (app.client.clone(), app.base.clone(), admin.clone());
+        tokio::spawn(async move {
+            app_client
+                .post(format!("{base}/graphql"))
+                .bearer_auth(admin)
+                .json(&json!({ "query": query }))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let body = app.gql(&admin, query, json!({})).await;
+    assert_eq!(code(&body), "UNAVAILABLE", "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("retry later"), "{body}");
+    assert!(!message.to_lowercase().contains("pool"), "{body}");
+    assert!(
+        body["errors"][0]["extensions"]["requestId"].is_string(),
+        "{body}"
+    );
+
+    tx.rollback().await.unwrap();
+    let first = waiting.await.unwrap();
+    assert_eq!(first["data"]["services"]["totalCount"], 0, "{first}");
+    assert!(first.get("errors").is_none(), "{first}");
+}
