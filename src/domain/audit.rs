@@ -260,34 +260,13 @@ impl Serialize for CreatedChanges<'_> {
     }
 }
 
-/// The changes of a bulk event: a creation's, written from its after-image,
-/// or an update's diff.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Changes<'a> {
-    Created(CreatedChanges<'a>),
-    Diff(Value),
-}
-
-/// One audit row as `jsonb_to_recordset` reads it.
-#[derive(Serialize)]
-struct EventRow<'a> {
-    occurred_at: chrono::DateTime<chrono::Utc>,
-    actor: &'a str,
-    actor_organization_id: i64,
-    tenant_id: Option<i64>,
-    action: &'a str,
-    record_type: &'static str,
-    record_id: i64,
-    changes: Changes<'a>,
-    snapshot: &'a Value,
-    request_id: Option<&'a str>,
-}
-
 /// PostgreSQL: every event of the batch in one `INSERT ... SELECT FROM
-/// jsonb_to_recordset`, its parameter written as JSON text straight from the
-/// records (one `Value` per record, no intermediate active models). The rows
-/// are those [`record`] writes.
+/// unnest(..)`: what all events share as single parameters, the rest as
+/// arrays (sent in binary, so PostgreSQL parses no envelope), `changes` and
+/// `snapshot` as JSON text written straight from each record's after-image.
+/// The columns are `json` (migration `m20261122_000008`): PostgreSQL checks
+/// the text and stores it, where `jsonb` rebuilt and key-sorted every object.
+/// The rows are those [`record`] writes.
 async fn insert_events_pg<C: ConnectionTrait, M: Audited>(
     db: &C,
     actor: &Principal,
@@ -297,46 +276,47 @@ async fn insert_events_pg<C: ConnectionTrait, M: Audited>(
     request_id: Option<&str>,
 ) -> AppResult<()> {
     use crate::error::AppError;
-    let mut text: Vec<u8> = Vec::with_capacity(records.len() * 1024);
-    text.push(b'[');
-    for (n, (before, m)) in records.iter().enumerate() {
-        if n > 0 {
-            text.push(b',');
-        }
+    let n = records.len();
+    // Arrays cannot hold nulls here: a tenant is its id as text, '' for none.
+    let mut tenants: Vec<String> = Vec::with_capacity(n);
+    let mut ids: Vec<i64> = Vec::with_capacity(n);
+    let mut changes: Vec<String> = Vec::with_capacity(n);
+    let mut snapshots: Vec<String> = Vec::with_capacity(n);
+    for (before, m) in records {
         let after = serde_json::to_value(m).map_err(AppError::internal)?;
-        let row = |changes| EventRow {
-            occurred_at: at,
-            actor: &actor.subject,
-            actor_organization_id: actor.organization_id,
-            tenant_id: m.tenant_id(),
-            action,
-            record_type: M::RECORD_TYPE,
-            record_id: m.record_id(),
-            changes,
-            snapshot: &after,
-            request_id,
-        };
-        let changes = match before {
-            None => Changes::Created(CreatedChanges(&after)),
+        let change = match before {
+            None => serde_json::to_string(&CreatedChanges(&after)),
             Some(b) => {
                 let b = serde_json::to_value(b).map_err(AppError::internal)?;
-                Changes::Diff(diff(Some(&b), Some(&after)))
+                serde_json::to_string(&diff(Some(&b), Some(&after)))
             }
-        };
-        serde_json::to_writer(&mut text, &row(changes)).map_err(AppError::internal)?;
+        }
+        .map_err(AppError::internal)?;
+        tenants.push(m.tenant_id().map(|t| t.to_string()).unwrap_or_default());
+        ids.push(m.record_id());
+        changes.push(change);
+        snapshots.push(serde_json::to_string(&after).map_err(AppError::internal)?);
     }
-    text.push(b']');
-    let text = String::from_utf8(text).map_err(AppError::internal)?;
     db.execute_raw(sea_orm::Statement::from_sql_and_values(
         sea_orm::DbBackend::Postgres,
         "INSERT INTO audit_events (occurred_at, actor, actor_organization_id, tenant_id, action, \
          record_type, record_id, changes, snapshot, request_id) \
-         SELECT occurred_at, actor, actor_organization_id, tenant_id, action, record_type, \
-         record_id, changes, snapshot, request_id \
-         FROM jsonb_to_recordset($1::jsonb) AS x(occurred_at timestamptz, actor text, \
-         actor_organization_id bigint, tenant_id bigint, action text, record_type text, \
-         record_id bigint, changes jsonb, snapshot jsonb, request_id text)",
-        [text.into()],
+         SELECT $1, $2, $3, CAST(NULLIF(u.tenant, '') AS bigint), $4, $5, u.id, \
+         CAST(u.changes AS json), CAST(u.snapshot AS json), $6 \
+         FROM unnest($7::text[], $8::bigint[], $9::text[], $10::text[]) \
+         AS u(tenant, id, changes, snapshot)",
+        [
+            at.into(),
+            actor.subject.as_str().into(),
+            actor.organization_id.into(),
+            action.into(),
+            M::RECORD_TYPE.into(),
+            request_id.map(str::to_owned).into(),
+            tenants.into(),
+            ids.into(),
+            changes.into(),
+            snapshots.into(),
+        ],
     ))
     .await?;
     Ok(())
@@ -413,10 +393,6 @@ mod tests {
         assert_eq!(created(&after), expected);
         assert_eq!(
             serde_json::to_value(CreatedChanges(&after)).unwrap(),
-            expected
-        );
-        assert_eq!(
-            serde_json::to_value(Changes::Created(CreatedChanges(&after))).unwrap(),
             expected
         );
     }
