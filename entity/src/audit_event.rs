@@ -19,10 +19,11 @@ pub struct Model {
     pub record_type: String,
     pub record_id: i64,
     /// `{ field: { "before": .., "after": .. } }` for the fields that changed.
-    #[sea_orm(column_type = "JsonBinary")]
+    /// `json`, not `jsonb`, on PostgreSQL: stored as written, never queried inside.
+    #[sea_orm(column_type = "Json")]
     pub changes: Json,
     /// The whole record after the change (null after a delete).
-    #[sea_orm(column_type = "JsonBinary", nullable)]
+    #[sea_orm(column_type = "Json", nullable)]
     pub snapshot: Option<Json>,
     pub request_id: Option<String>,
 }

@@ -11,6 +11,7 @@ mod m20261122_000004_incident_cis;
 mod m20261122_000005_sla_clock_facts;
 mod m20261122_000006_monitoring;
 mod m20261122_000007_incident_number_sequences;
+mod m20261122_000008_audit_json_text;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_sla_clock_facts::Migration),
             Box::new(m20261122_000006_monitoring::Migration),
             Box::new(m20261122_000007_incident_number_sequences::Migration),
+            Box::new(m20261122_000008_audit_json_text::Migration),
         ]
     }
 }

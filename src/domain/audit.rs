@@ -2,7 +2,7 @@
 //! transaction as the change, with the fields before and after.
 
 use entity::audit_event;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -176,6 +176,7 @@ async fn insert_events<C: ConnectionTrait, M: Audited>(
     action: &str,
     records: &[(Option<&M>, &M)],
 ) -> AppResult<()> {
+    use crate::error::AppError;
     if records.is_empty() {
         return Ok(());
     }
@@ -184,38 +185,63 @@ async fn insert_events<C: ConnectionTrait, M: Audited>(
     if db.get_database_backend() == sea_orm::DbBackend::Postgres {
         return insert_events_pg(db, actor, action, records, at, request_id.as_deref()).await;
     }
-    let mut rows = Vec::with_capacity(records.len());
-    for (before, m) in records {
-        let after = serde_json::to_value(m).map_err(crate::error::AppError::internal)?;
-        let changes = match before {
-            None => created(&after),
-            Some(b) => {
-                let b = serde_json::to_value(b).map_err(crate::error::AppError::internal)?;
-                diff(Some(&b), Some(&after))
+    // SQLite keeps JSON as text: the texts are bound as they are, in
+    // multi-row inserts of at most 400 rows (4,000 parameters, below
+    // SQLite's bind limit).
+    for chunk in records.chunks(400) {
+        let mut sql = String::with_capacity(200 + chunk.len() * 24);
+        sql.push_str(
+            "INSERT INTO audit_events (occurred_at, actor, actor_organization_id, tenant_id, \
+             action, record_type, record_id, changes, snapshot, request_id) VALUES ",
+        );
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 10);
+        for (n, (before, m)) in chunk.iter().enumerate() {
+            if n > 0 {
+                sql.push(',');
             }
-        };
-        rows.push(audit_event::ActiveModel {
-            occurred_at: Set(at),
-            actor: Set(actor.subject.clone()),
-            actor_organization_id: Set(Some(actor.organization_id)),
-            tenant_id: Set(m.tenant_id()),
-            action: Set(action.to_owned()),
-            record_type: Set(M::RECORD_TYPE.to_owned()),
-            record_id: Set(m.record_id()),
-            changes: Set(changes),
-            snapshot: Set(Some(after)),
-            request_id: Set(request_id.clone()),
-            ..Default::default()
-        });
-    }
-    // 11 columns a row: 400 rows stay far below SQLite's bind limit.
-    while !rows.is_empty() {
-        let rest = rows.split_off(rows.len().min(400));
-        audit_event::Entity::insert_many(std::mem::replace(&mut rows, rest))
-            .exec_without_returning(db)
-            .await?;
+            sql.push_str("(?,?,?,?,?,?,?,?,?,?)");
+            let (changes, snapshot) = event_texts(*before, *m).map_err(AppError::internal)?;
+            values.extend([
+                at.into(),
+                actor.subject.as_str().into(),
+                actor.organization_id.into(),
+                m.tenant_id().into(),
+                action.into(),
+                M::RECORD_TYPE.into(),
+                m.record_id().into(),
+                changes.into(),
+                snapshot.into(),
+                request_id.clone().into(),
+            ]);
+        }
+        db.execute_raw(sea_orm::Statement::from_sql_and_values(
+            db.get_database_backend(),
+            sql,
+            values,
+        ))
+        .await?;
     }
     Ok(())
+}
+
+/// An event's `changes` and `snapshot` as JSON text: a creation's written in
+/// one pass over the record's fields ([`creation_texts`]), an update's
+/// through the diff of the two images.
+fn event_texts<M: Serialize>(
+    before: Option<&M>,
+    after: &M,
+) -> Result<(String, String), serde_json::Error> {
+    if before.is_none()
+        && let Ok(texts) = creation_texts(after)
+    {
+        return Ok(texts);
+    }
+    let a = serde_json::to_value(after)?;
+    let changes = match before {
+        None => created(&a),
+        Some(b) => diff(Some(&serde_json::to_value(b)?), Some(&a)),
+    };
+    Ok((serde_json::to_string(&changes)?, serde_json::to_string(&a)?))
 }
 
 /// The changes of a created record: every field that is set, from null.
@@ -232,62 +258,183 @@ fn created(after: &Value) -> Value {
     )
 }
 
-/// [`created`] as it serialises, without building it: the bulk path writes
-/// each after-image once as JSON text, and its changes from the same value.
-struct CreatedChanges<'a>(&'a Value);
+/// A created record's changes ([`created`]) and snapshot as JSON text,
+/// written in one pass over its fields without building a `Value` (the bulk
+/// paths write hundreds of events a delivery). Field order is the record's,
+/// not sorted; the JSON is the same. Answers an error for anything but a
+/// struct (every audited model is one): the caller then goes through `Value`.
+fn creation_texts<M: Serialize + ?Sized>(m: &M) -> Result<(String, String), serde_json::Error> {
+    let mut texts = CreationTexts {
+        changes: Vec::with_capacity(1024),
+        snapshot: Vec::with_capacity(768),
+        value: Vec::with_capacity(256),
+    };
+    texts.changes.push(b'{');
+    texts.snapshot.push(b'{');
+    m.serialize(&mut texts)?;
+    texts.changes.push(b'}');
+    texts.snapshot.push(b'}');
+    // serde_json wrote both: they are UTF-8.
+    let text = |v: Vec<u8>| String::from_utf8(v).map_err(serde::ser::Error::custom);
+    Ok((text(texts.changes)?, text(texts.snapshot)?))
+}
 
-impl Serialize for CreatedChanges<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        struct Change<'a>(&'a Value);
-        impl Serialize for Change<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut m = s.serialize_map(Some(2))?;
-                m.serialize_entry("before", &Value::Null)?;
-                m.serialize_entry("after", self.0)?;
-                m.end()
-            }
+struct CreationTexts {
+    changes: Vec<u8>,
+    snapshot: Vec<u8>,
+    /// The field being written, reused.
+    value: Vec<u8>,
+}
+
+impl serde::ser::SerializeStruct for &mut CreationTexts {
+    type Ok = ();
+    type Error = serde_json::Error;
+
+    fn serialize_field<T: ?Sized + Serialize>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), serde_json::Error> {
+        self.value.clear();
+        serde_json::to_writer(&mut self.value, value)?;
+        if self.snapshot.len() > 1 {
+            self.snapshot.push(b',');
         }
-        let mut m = s.serialize_map(None)?;
-        if let Some(fields) = self.0.as_object() {
-            for (k, v) in fields {
-                if !v.is_null() && !BOOKKEEPING.contains(&k.as_str()) {
-                    m.serialize_entry(k, &Change(v))?;
-                }
+        serde_json::to_writer(&mut self.snapshot, key)?;
+        self.snapshot.push(b':');
+        self.snapshot.extend_from_slice(&self.value);
+        if self.value != b"null" && !BOOKKEEPING.contains(&key) {
+            if self.changes.len() > 1 {
+                self.changes.push(b',');
             }
+            serde_json::to_writer(&mut self.changes, key)?;
+            self.changes
+                .extend_from_slice(br#":{"before":null,"after":"#);
+            self.changes.extend_from_slice(&self.value);
+            self.changes.push(b'}');
         }
-        m.end()
+        Ok(())
+    }
+
+    fn end(self) -> Result<(), serde_json::Error> {
+        Ok(())
     }
 }
 
-/// The changes of a bulk event: a creation's, written from its after-image,
-/// or an update's diff.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Changes<'a> {
-    Created(CreatedChanges<'a>),
-    Diff(Value),
+fn not_a_struct() -> serde_json::Error {
+    serde::ser::Error::custom("not a struct")
 }
 
-/// One audit row as `jsonb_to_recordset` reads it.
-#[derive(Serialize)]
-struct EventRow<'a> {
-    occurred_at: chrono::DateTime<chrono::Utc>,
-    actor: &'a str,
-    actor_organization_id: i64,
-    tenant_id: Option<i64>,
-    action: &'a str,
-    record_type: &'static str,
-    record_id: i64,
-    changes: Changes<'a>,
-    snapshot: &'a Value,
-    request_id: Option<&'a str>,
+/// Only structs are written directly; anything else is refused.
+macro_rules! refuse {
+    ($($name:ident($($arg:ty),*)),* $(,)?) => {$(
+        fn $name(self, $(_: $arg),*) -> Result<(), serde_json::Error> {
+            Err(not_a_struct())
+        }
+    )*};
+}
+
+impl serde::Serializer for &mut CreationTexts {
+    type Ok = ();
+    type Error = serde_json::Error;
+    type SerializeSeq = serde::ser::Impossible<(), serde_json::Error>;
+    type SerializeTuple = serde::ser::Impossible<(), serde_json::Error>;
+    type SerializeTupleStruct = serde::ser::Impossible<(), serde_json::Error>;
+    type SerializeTupleVariant = serde::ser::Impossible<(), serde_json::Error>;
+    type SerializeMap = serde::ser::Impossible<(), serde_json::Error>;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = serde::ser::Impossible<(), serde_json::Error>;
+
+    refuse!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_char(char),
+        serialize_str(&str),
+        serialize_bytes(&[u8]),
+        serialize_none(),
+        serialize_unit(),
+        serialize_unit_struct(&'static str),
+        serialize_unit_variant(&'static str, u32, &'static str),
+    );
+
+    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<(), serde_json::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), serde_json::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), serde_json::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, serde_json::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, serde_json::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, serde_json::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, serde_json::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, serde_json::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStruct, serde_json::Error> {
+        Ok(self)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, serde_json::Error> {
+        Err(not_a_struct())
+    }
 }
 
 /// PostgreSQL: every event of the batch in one `INSERT ... SELECT FROM
-/// jsonb_to_recordset`, its parameter written as JSON text straight from the
-/// records (one `Value` per record, no intermediate active models). The rows
-/// are those [`record`] writes.
+/// unnest(..)`: what all events share as single parameters, the rest as
+/// arrays (sent in binary, so PostgreSQL parses no envelope), `changes` and
+/// `snapshot` as JSON text written straight from each record ([`event_texts`]).
+/// The columns are `json` (migration `m20261122_000008`): PostgreSQL checks
+/// the text and stores it, where `jsonb` rebuilt and key-sorted every object.
+/// The rows are those [`record`] writes.
 async fn insert_events_pg<C: ConnectionTrait, M: Audited>(
     db: &C,
     actor: &Principal,
@@ -297,46 +444,39 @@ async fn insert_events_pg<C: ConnectionTrait, M: Audited>(
     request_id: Option<&str>,
 ) -> AppResult<()> {
     use crate::error::AppError;
-    let mut text: Vec<u8> = Vec::with_capacity(records.len() * 1024);
-    text.push(b'[');
-    for (n, (before, m)) in records.iter().enumerate() {
-        if n > 0 {
-            text.push(b',');
-        }
-        let after = serde_json::to_value(m).map_err(AppError::internal)?;
-        let row = |changes| EventRow {
-            occurred_at: at,
-            actor: &actor.subject,
-            actor_organization_id: actor.organization_id,
-            tenant_id: m.tenant_id(),
-            action,
-            record_type: M::RECORD_TYPE,
-            record_id: m.record_id(),
-            changes,
-            snapshot: &after,
-            request_id,
-        };
-        let changes = match before {
-            None => Changes::Created(CreatedChanges(&after)),
-            Some(b) => {
-                let b = serde_json::to_value(b).map_err(AppError::internal)?;
-                Changes::Diff(diff(Some(&b), Some(&after)))
-            }
-        };
-        serde_json::to_writer(&mut text, &row(changes)).map_err(AppError::internal)?;
+    let n = records.len();
+    // Arrays cannot hold nulls here: a tenant is its id as text, '' for none.
+    let mut tenants: Vec<String> = Vec::with_capacity(n);
+    let mut ids: Vec<i64> = Vec::with_capacity(n);
+    let mut changes: Vec<String> = Vec::with_capacity(n);
+    let mut snapshots: Vec<String> = Vec::with_capacity(n);
+    for (before, m) in records {
+        let (change, snapshot) = event_texts(*before, *m).map_err(AppError::internal)?;
+        tenants.push(m.tenant_id().map(|t| t.to_string()).unwrap_or_default());
+        ids.push(m.record_id());
+        changes.push(change);
+        snapshots.push(snapshot);
     }
-    text.push(b']');
-    let text = String::from_utf8(text).map_err(AppError::internal)?;
     db.execute_raw(sea_orm::Statement::from_sql_and_values(
         sea_orm::DbBackend::Postgres,
         "INSERT INTO audit_events (occurred_at, actor, actor_organization_id, tenant_id, action, \
          record_type, record_id, changes, snapshot, request_id) \
-         SELECT occurred_at, actor, actor_organization_id, tenant_id, action, record_type, \
-         record_id, changes, snapshot, request_id \
-         FROM jsonb_to_recordset($1::jsonb) AS x(occurred_at timestamptz, actor text, \
-         actor_organization_id bigint, tenant_id bigint, action text, record_type text, \
-         record_id bigint, changes jsonb, snapshot jsonb, request_id text)",
-        [text.into()],
+         SELECT $1, $2, $3, CAST(NULLIF(u.tenant, '') AS bigint), $4, $5, u.id, \
+         CAST(u.changes AS json), CAST(u.snapshot AS json), $6 \
+         FROM unnest($7::text[], $8::bigint[], $9::text[], $10::text[]) \
+         AS u(tenant, id, changes, snapshot)",
+        [
+            at.into(),
+            actor.subject.as_str().into(),
+            actor.organization_id.into(),
+            action.into(),
+            M::RECORD_TYPE.into(),
+            request_id.map(str::to_owned).into(),
+            tenants.into(),
+            ids.into(),
+            changes.into(),
+            snapshots.into(),
+        ],
     ))
     .await?;
     Ok(())
@@ -411,13 +551,66 @@ mod tests {
         });
         let expected = diff(None, Some(&after));
         assert_eq!(created(&after), expected);
+    }
+
+    /// The one-pass texts of a creation are the `Value` path's JSON, for the
+    /// kinds of fields records have (and a non-struct falls back to it).
+    #[test]
+    fn creation_texts_match_the_value_path() {
+        #[derive(Serialize)]
+        #[serde(rename_all = "snake_case")]
+        enum State {
+            InProgress,
+        }
+        #[derive(Serialize)]
+        struct Record {
+            id: i64,
+            title: String,
+            description: Option<String>,
+            state: State,
+            major: bool,
+            ratio: f64,
+            labels: Value,
+            pauses: Value,
+            resolved_at: Option<chrono::DateTime<chrono::Utc>>,
+            created_at: chrono::DateTime<chrono::Utc>,
+            version: i32,
+            updated_at: chrono::DateTime<chrono::Utc>,
+            name_key: String,
+        }
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00.123456Z")
+            .unwrap()
+            .to_utc();
+        let record = Record {
+            id: 7,
+            title: "Disk \"full\" \u{1f} on db-01 \u{e9}".into(),
+            description: None,
+            state: State::InProgress,
+            major: false,
+            ratio: 0.5,
+            labels: json!({ "job": "web", "z": [1, null] }),
+            pauses: json!([]),
+            resolved_at: None,
+            created_at: at,
+            version: 1,
+            updated_at: at,
+            name_key: "disk".into(),
+        };
+        let value = serde_json::to_value(&record).unwrap();
+        let (changes, snapshot) = creation_texts(&record).unwrap();
+        let parse = |t: &str| serde_json::from_str::<Value>(t).unwrap();
+        assert_eq!(parse(&snapshot), value);
+        assert_eq!(parse(&changes), created(&value));
+        assert_eq!(parse(&changes), diff(None, Some(&value)));
+        let (c, s) = event_texts(None, &record).unwrap();
+        assert_eq!((c, s), (changes, snapshot));
+
+        assert!(creation_texts(&json!({ "id": 1 })).is_err());
+        let (changes, snapshot) = event_texts(None, &json!({ "id": 1, "x": null })).unwrap();
+        assert_eq!(parse(&snapshot), json!({ "id": 1, "x": null }));
         assert_eq!(
-            serde_json::to_value(CreatedChanges(&after)).unwrap(),
-            expected
-        );
-        assert_eq!(
-            serde_json::to_value(Changes::Created(CreatedChanges(&after))).unwrap(),
-            expected
+            parse(&changes),
+            json!({ "id": { "before": null, "after": 1 } })
         );
     }
 }

@@ -177,9 +177,12 @@ where
     audit::update(db, actor, "update", before, active).await
 }
 
-/// PostgreSQL bulk insert: every row in one `jsonb` parameter unpacked by
-/// `jsonb_to_recordset`, instead of one bind parameter per value. Thousands of
+/// PostgreSQL bulk insert: every row in one JSON parameter unpacked by
+/// `json_to_recordset`, instead of one bind parameter per value. Thousands of
 /// parameters cost PostgreSQL more to parse and plan than the insert itself.
+/// The parameter is read as `json`, not `jsonb`: `jsonb` first built (and
+/// key-sorted) a binary copy of every row only to take it apart again; only
+/// the `jsonb` columns' own values are built.
 /// Columns are those set on the first row; all rows must set the same ones.
 pub async fn insert_many_json<C, A>(
     db: &C,
@@ -229,7 +232,7 @@ where
         .map(|(_, n, t)| format!("\"{n}\" {t}"))
         .collect();
     let sql = format!(
-        "INSERT INTO \"{table}\" ({cols}) SELECT {cols} FROM jsonb_to_recordset($1::jsonb) AS x({typed}){returning}",
+        "INSERT INTO \"{table}\" ({cols}) SELECT {cols} FROM json_to_recordset($1::json) AS x({typed}){returning}",
         table = A::Entity::default().table_name(),
         cols = names.join(", "),
         typed = typed.join(", "),
@@ -289,7 +292,7 @@ impl<A: sea_orm::ActiveModelTrait> serde::Serialize for JsonRows<'_, A> {
     }
 }
 
-/// One column value as `jsonb_to_recordset` reads it (the types
+/// One column value as `json_to_recordset` reads it (the types
 /// [`insert_many_json`] declares; anything else is null).
 struct JsonCell(Option<sea_orm::Value>);
 
@@ -309,7 +312,7 @@ impl serde::Serialize for JsonCell {
 }
 
 /// Inserts rows and answers them as stored, in as few statements as the
-/// backend allows: one `jsonb` statement on PostgreSQL, multi-row inserts of
+/// backend allows: one JSON statement on PostgreSQL, multi-row inserts of
 /// at most 400 rows on SQLite (below its bind-parameter limit).
 pub async fn insert_rows<C, A>(
     db: &C,

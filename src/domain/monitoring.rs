@@ -1584,7 +1584,7 @@ fn alert_next(
 }
 
 /// Writes the repeats of a round (version already bumped) with their audit
-/// events: on PostgreSQL one UPDATE over a `jsonb` parameter and one
+/// events: on PostgreSQL one UPDATE over a JSON parameter and one
 /// multi-row audit insert, however many; on SQLite (one writer, in process)
 /// row by row.
 async fn save_repeats<C: ConnectionTrait>(
@@ -1626,11 +1626,14 @@ async fn save_repeats<C: ConnectionTrait>(
          labels = v.labels, annotations = v.annotations, source_url = v.source_url, \
          last_seen_at = v.last_seen_at, ended_at = v.ended_at, version = v.version, \
          updated_at = v.updated_at \
-         FROM jsonb_to_recordset($1) AS v(id bigint, status text, alert_count integer, \
+         FROM json_to_recordset($1::json) AS v(id bigint, status text, alert_count integer, \
          labels jsonb, annotations jsonb, source_url text, last_seen_at timestamptz, \
          ended_at timestamptz, version integer, updated_at timestamptz) \
          WHERE a.id = v.id",
-        [serde_json::Value::Array(rows).into()],
+        // As text: a `jsonb` parameter would be built only to be cast back.
+        [serde_json::to_string(&rows)
+            .map_err(AppError::internal)?
+            .into()],
     ))
     .await?;
     audit::record_updates(db, p, "update", &pairs).await

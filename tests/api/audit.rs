@@ -308,3 +308,61 @@ async fn an_internal_error_tells_the_client_only_the_request_id() {
         assert!(!text.contains(leak), "{leak:?} leaked: {body}");
     }
 }
+
+/// On PostgreSQL the trail's `changes` and `snapshot` are `json` (written as
+/// text, never queried inside); the migration that made them so goes down to
+/// `jsonb` and up again with the events intact. (Read on fresh connections:
+/// the server's prepared statements expect the column types they were
+/// prepared with.)
+#[tokio::test]
+async fn audit_json_columns_migrate_down_and_up_with_the_trail_intact() {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{EntityTrait, QueryOrder};
+    let app = TestApp::spawn().await;
+    app.service(json!({ "name": "Email" })).await;
+    let url = app.database_url.clone();
+    let read = || async {
+        let db = Database::connect(&url).await.unwrap();
+        let events = entity::audit_event::Entity::find()
+            .order_by_asc(entity::audit_event::Column::Id)
+            .all(&db)
+            .await
+            .unwrap();
+        let column_type = if is_postgres() {
+            db.query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT data_type FROM information_schema.columns \
+                 WHERE table_name = 'audit_events' AND column_name = 'changes'",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<String>("", "data_type")
+            .unwrap()
+        } else {
+            String::new()
+        };
+        let _ = db.close().await;
+        (events, column_type)
+    };
+    let (before, ty) = read().await;
+    assert!(before.iter().any(|e| e.record_type == "Service"
+        && e.changes["name"] == json!({ "before": null, "after": "Email" })));
+    if is_postgres() {
+        assert_eq!(ty, "json");
+    }
+    let db = Database::connect(&url).await.unwrap();
+    Migrator::down(&db, Some(1)).await.unwrap();
+    let (down, ty) = read().await;
+    assert_eq!(down, before);
+    if is_postgres() {
+        assert_eq!(ty, "jsonb");
+    }
+    Migrator::up(&db, None).await.unwrap();
+    let _ = db.close().await;
+    let (up, ty) = read().await;
+    assert_eq!(up, before);
+    if is_postgres() {
+        assert_eq!(ty, "json");
+    }
+}

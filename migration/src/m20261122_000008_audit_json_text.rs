@@ -1,0 +1,48 @@
+//! The audit trail's `changes` and `snapshot` as `json` instead of `jsonb`
+//! (PostgreSQL only). Nothing queries inside them: they are written once and
+//! read back whole (the API, a CI's history). Building `jsonb` (parsing,
+//! sorting every object's keys, the binary form) was the largest share of
+//! PostgreSQL's CPU while ingesting alerts, about 340 events a delivery;
+//! `json` keeps the text as written after checking it is JSON. The values
+//! read back are the same (key order and white space aside, which the server's
+//! JSON values do not keep either). SQLite stores JSON as text already.
+//!
+//! The change rewrites the table under an exclusive lock: on a large trail,
+//! run it in a maintenance window.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        if m.get_database_backend() != DbBackend::Postgres {
+            return Ok(());
+        }
+        m.get_connection()
+            .execute_unprepared(
+                "ALTER TABLE audit_events \
+                 ALTER COLUMN changes TYPE json USING changes::json, \
+                 ALTER COLUMN snapshot TYPE json USING snapshot::json",
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        if m.get_database_backend() != DbBackend::Postgres {
+            return Ok(());
+        }
+        m.get_connection()
+            .execute_unprepared(
+                "ALTER TABLE audit_events \
+                 ALTER COLUMN changes TYPE jsonb USING changes::jsonb, \
+                 ALTER COLUMN snapshot TYPE jsonb USING snapshot::jsonb",
+            )
+            .await?;
+        Ok(())
+    }
+}
