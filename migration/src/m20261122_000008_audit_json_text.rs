@@ -19,30 +19,25 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        if m.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        m.get_connection()
-            .execute_unprepared(
-                "ALTER TABLE audit_events \
-                 ALTER COLUMN changes TYPE json USING changes::json, \
-                 ALTER COLUMN snapshot TYPE json USING snapshot::json",
-            )
-            .await?;
-        Ok(())
+        retype(m, "json").await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        if m.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        m.get_connection()
-            .execute_unprepared(
-                "ALTER TABLE audit_events \
-                 ALTER COLUMN changes TYPE jsonb USING changes::jsonb, \
-                 ALTER COLUMN snapshot TYPE jsonb USING snapshot::jsonb",
-            )
-            .await?;
-        Ok(())
+        retype(m, "jsonb").await
     }
+}
+
+/// Both audit JSON columns to `ty`, on PostgreSQL (SQLite keeps text).
+async fn retype(m: &SchemaManager<'_>, ty: &str) -> Result<(), DbErr> {
+    if m.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    m.get_connection()
+        .execute_unprepared(&format!(
+            "ALTER TABLE audit_events \
+             ALTER COLUMN changes TYPE {ty} USING changes::{ty}, \
+             ALTER COLUMN snapshot TYPE {ty} USING snapshot::{ty}"
+        ))
+        .await?;
+    Ok(())
 }

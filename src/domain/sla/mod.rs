@@ -131,10 +131,11 @@ const CACHED_CALENDARS: usize = 1024;
 /// [`calendar_of`], parsed and tabulated once per stored version: for reads
 /// (clock fields), which may come by the hundred per request.
 pub fn calendar_cached(row: &business_calendar::Model) -> AppResult<Arc<Calendar>> {
-    if let Some(cal) = calendar_cached_by_key((row.id, row.version)) {
+    let key = (row.id, row.version);
+    if let Some(cal) = calendar_cached_by_key(key) {
         return Ok(cal);
     }
-    let (key, now) = ((row.id, row.version), Utc::now());
+    let now = Utc::now();
     let cal = Arc::new(calendar_of(row)?.tabulated(now));
     let mut cache = CALENDARS.lock().unwrap_or_else(|e| e.into_inner());
     if cache.len() >= CACHED_CALENDARS {
