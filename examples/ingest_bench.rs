@@ -11,7 +11,8 @@
 //! ```text
 //! cargo run --release --example ingest_bench -- --postgres postgres://postgres:postgres@127.0.0.1:5432
 //! cargo run --release --example ingest_bench                 # SQLite, in a temp dir
-//! # options: --senders 16 --batch 100 --repeat 0.2 --seconds 20 --rate 5000 (alerts/s; 0 = as fast as possible)
+//! # options: --senders 16 --batch 100 --repeat 0.2 --seconds 20 --warmup 10 --rate 5000 (alerts/s; 0 = as fast as possible) --keep
+//! # PostgreSQL connection parameters go after the URL: ...:5432?sslmode=disable
 //! ```
 
 use std::{
@@ -42,13 +43,54 @@ struct Args {
     /// Share of each batch that repeats alerts already raised.
     #[arg(long, default_value_t = 0.2)]
     repeat: f64,
+    /// Measured seconds, after the warm-up.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// Seconds of load before measuring (the same senders and rate): the
+    /// customer's first raise creates its number sequence, and PostgreSQL
+    /// plans statements against tables that are still tiny.
+    #[arg(long, default_value_t = 10)]
+    warmup: u64,
+    /// Keep the benchmark's PostgreSQL database (dropped by default).
+    #[arg(long)]
+    keep: bool,
     /// Offered load in alerts per second over all senders; 0 sends as fast as answers come.
     #[arg(long, default_value_t = 5000)]
     rate: u64,
     #[arg(long, default_value_t = 16)]
     max_connections: u32,
+}
+
+/// CPU time (user + system, in clock ticks of 10 ms) of this process and of
+/// every process named `postgres` on this machine, from `/proc` (Linux; zero
+/// elsewhere). Divided by deliveries it holds up when the machine is shared.
+fn cpu_ticks() -> (u64, u64) {
+    fn ticks(stat: &str) -> Option<(String, u64)> {
+        let (head, rest) = stat.rsplit_once(')')?;
+        let comm = head.split_once('(')?.1.to_owned();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // After the command: state is field 3, utime 14 and stime 15.
+        Some((
+            comm,
+            f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?,
+        ))
+    }
+    let own = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| ticks(&s))
+        .map_or(0, |(_, t)| t);
+    let mut pg = 0;
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            if let Ok(s) = std::fs::read_to_string(e.path().join("stat"))
+                && let Some((comm, t)) = ticks(&s)
+                && comm == "postgres"
+            {
+                pg += t;
+            }
+        }
+    }
+    (own, pg)
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -80,15 +122,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         data_dir: dir.path().to_path_buf(),
         ..Default::default()
     };
+    let mut admin_url = None;
     let (db_url, label) = match &args.postgres {
         Some(base) => {
+            // Connection parameters (`?sslmode=disable`) go on both URLs.
+            let (base, params) = match base.split_once('?') {
+                Some((b, q)) => (b, format!("?{q}")),
+                None => (base.as_str(), String::new()),
+            };
             let base = base.trim_end_matches('/').to_owned();
             let name = format!("sg_ingest_{}", uuid::Uuid::new_v4().simple());
-            let admin = Database::connect(format!("{base}/postgres")).await?;
+            let admin = Database::connect(format!("{base}/postgres{params}")).await?;
+            admin_url = Some((format!("{base}/postgres{params}"), name.clone()));
             admin
                 .execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await?;
-            (format!("{base}/{name}"), "PostgreSQL")
+            (format!("{base}/{name}{params}"), "PostgreSQL")
         }
         None => (
             format!("sqlite://{}/bench.db?mode=rwc", dir.path().display()),
@@ -209,8 +258,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ))
     };
     let url = Arc::new(format!("{base_url}/ingest/alertmanager"));
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let started = Instant::now();
+    let measure_from = Instant::now() + Duration::from_secs(args.warmup);
+    let deadline = measure_from + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
     for s in 0..args.senders {
         let client = client.clone();
@@ -257,17 +306,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                     Err(_) => false,
                 };
-                lat.push(t.elapsed());
+                let measured = t >= measure_from;
+                if measured {
+                    lat.push(t.elapsed());
+                }
                 if ok {
-                    accepted += body["alerts"].as_array().map_or(0, Vec::len) as u64;
+                    if measured {
+                        accepted += body["alerts"].as_array().map_or(0, Vec::len) as u64;
+                    }
                     raised.extend(new_fps);
                 } else {
+                    // Counted in the warm-up too: no failure goes unseen.
                     errors += 1;
                 }
             }
             (lat, errors, raised.len() as u64, accepted)
         }));
     }
+    let cpu_from = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        cpu_ticks()
+    });
     let mut lat = Vec::new();
     let mut errors = 0;
     let mut new_alerts = 0;
@@ -279,7 +338,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         new_alerts += n;
         alerts_sent += a;
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed = measure_from.elapsed().as_secs_f64();
+    let cpu_to = cpu_ticks();
+    let cpu_from = cpu_from.await?;
     lat.sort();
 
     // --- checks ----------------------------------------------------------------
@@ -349,7 +410,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let rate = alerts_sent as f64 / elapsed;
     println!(
-        "\n{label}: {} senders, batches of {} ({} new + {} repeats), offered {} alerts/s, {} s",
+        "\n{label}: {} senders, batches of {} ({} new + {} repeats), offered {} alerts/s, {} s after {} s of warm-up",
         args.senders,
         args.batch,
         fresh,
@@ -359,17 +420,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             args.rate.to_string()
         },
-        args.seconds
+        args.seconds,
+        args.warmup
     );
     println!("| figure | value |");
     println!("|---|---|");
-    println!("| deliveries | {} ({} errors) |", lat.len(), errors);
+    println!(
+        "| deliveries | {} ({} errors, warm-up included) |",
+        lat.len(),
+        errors
+    );
     println!("| alerts/s accepted | {rate:.0} |");
     println!(
         "| delivery latency p50 / p99 / max | {:.1} / {:.1} / {:.1} ms |",
         pct(&lat, 0.50),
         pct(&lat, 0.99),
         pct(&lat, 1.0)
+    );
+    let per = |t: u64| t as f64 * 10.0 / lat.len().max(1) as f64;
+    println!(
+        "| CPU per delivery: this process (server + senders) / PostgreSQL | {:.1} / {:.1} ms |",
+        per(cpu_to.0 - cpu_from.0),
+        per(cpu_to.1.saturating_sub(cpu_from.1))
     );
     println!("| incidents (expected {new_alerts}) / clocks | {incidents} / {clocks} |");
     println!("| open incidents sharing a key | {duplicates} |");
@@ -380,5 +452,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let _ = stop.send(());
     let _ = server.await;
+    drop((db, pool));
+    if let Some((admin, name)) = admin_url.filter(|_| !args.keep) {
+        Database::connect(admin)
+            .await?
+            .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await?;
+    }
     Ok(())
 }

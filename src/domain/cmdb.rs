@@ -1565,7 +1565,7 @@ where
     let postgres = sp.get_database_backend() == DbBackend::Postgres;
     for chunk in rows.chunks(if postgres { rows.len().max(1) } else { CHUNK }) {
         let inserted = if postgres {
-            super::insert_many_json(&sp, chunk, true).await
+            super::insert_many_unnest(&sp, chunk, true).await
         } else {
             <A::Entity as EntityTrait>::insert_many(chunk.to_vec())
                 .exec_with_returning(&sp)

@@ -177,14 +177,14 @@ where
     audit::update(db, actor, "update", before, active).await
 }
 
-/// PostgreSQL bulk insert: every row in one JSON parameter unpacked by
-/// `json_to_recordset`, instead of one bind parameter per value. Thousands of
-/// parameters cost PostgreSQL more to parse and plan than the insert itself.
-/// The parameter is read as `json`, not `jsonb`: `jsonb` first built (and
-/// key-sorted) a binary copy of every row only to take it apart again; only
-/// the `jsonb` columns' own values are built.
+/// PostgreSQL bulk insert: one array parameter per column, sent in binary
+/// and zipped back into rows by `unnest`, instead of one bind parameter per
+/// value (thousands of parameters cost PostgreSQL more to parse and plan than
+/// the insert itself) or one JSON document (which PostgreSQL parses, with a
+/// record built per row). A nullable column comes with a second array that
+/// marks its nulls: arrays are bound without null elements.
 /// Columns are those set on the first row; all rows must set the same ones.
-pub async fn insert_many_json<C, A>(
+pub async fn insert_many_unnest<C, A>(
     db: &C,
     rows: &[A],
     returning: bool,
@@ -193,53 +193,75 @@ where
     C: sea_orm::ConnectionTrait,
     A: sea_orm::ActiveModelTrait,
 {
-    use sea_orm::{EntityName, EntityTrait, IdenStatic, Iterable, Statement, Value as V};
+    use sea_orm::{
+        ColumnTrait, EntityName, EntityTrait, IdenStatic, Iterable, Statement, Value as V,
+        sea_query::ArrayType,
+    };
     let Some(first) = rows.first() else {
         return Ok(Vec::new());
     };
-    let columns: Vec<(
-        <A::Entity as EntityTrait>::Column,
-        &'static str,
-        &'static str,
-    )> = <<A::Entity as EntityTrait>::Column as Iterable>::iter()
-        .filter_map(|c| {
-            let ty = match first.get(c).into_value()? {
-                V::Bool(_) => "boolean",
-                V::Int(_) => "integer",
-                V::BigInt(_) => "bigint",
-                V::String(_) => "text",
-                V::Json(_) => "jsonb",
-                V::ChronoDateTimeUtc(_) => "timestamptz",
-                _ => return None,
-            };
-            Some((c, c.as_str(), ty))
-        })
-        .collect();
-    // Written as JSON text straight from the rows: no `Value` tree per row.
-    let mut text = Vec::with_capacity(rows.len() * 512);
-    serde_json::to_writer(
-        &mut text,
-        &JsonRows {
-            rows,
-            columns: &columns,
-        },
-    )
-    .map_err(|e| DbErr::Custom(format!("bulk insert rows as JSON: {e}")))?;
-    let text = String::from_utf8(text).map_err(|e| DbErr::Custom(e.to_string()))?;
-    let names: Vec<String> = columns.iter().map(|(_, n, _)| format!("\"{n}\"")).collect();
-    let typed: Vec<String> = columns
-        .iter()
-        .map(|(_, n, t)| format!("\"{n}\" {t}"))
-        .collect();
+    let mut names = Vec::new();
+    let mut arrays = Vec::new();
+    let mut aliases = Vec::new();
+    let mut selected = Vec::new();
+    let mut params: Vec<V> = Vec::new();
+    for c in <<A::Entity as EntityTrait>::Column as Iterable>::iter() {
+        let (ty, array) = match first.get(c).into_value() {
+            Some(V::Bool(_)) => ("boolean[]", ArrayType::Bool),
+            Some(V::Int(_)) => ("integer[]", ArrayType::Int),
+            Some(V::BigInt(_)) => ("bigint[]", ArrayType::BigInt),
+            Some(V::String(_)) => ("text[]", ArrayType::String),
+            Some(V::Json(_)) => ("jsonb[]", ArrayType::Json),
+            Some(V::ChronoDateTimeUtc(_)) => ("timestamptz[]", ArrayType::ChronoDateTimeUtc),
+            _ => continue,
+        };
+        let nullable = c.def().is_null();
+        let mut values = Vec::with_capacity(rows.len());
+        let mut nulls = Vec::with_capacity(if nullable { rows.len() } else { 0 });
+        for row in rows {
+            let v = row
+                .get(c)
+                .into_value()
+                .unwrap_or_else(|| first_null(first, c));
+            if v.is_some() {
+                values.push(v);
+                if nullable {
+                    nulls.push(false);
+                }
+            } else if nullable {
+                values.push(v.dummy_value());
+                nulls.push(true);
+            } else {
+                return Err(DbErr::Custom(format!(
+                    "bulk insert: no value for the required column {}",
+                    c.as_str()
+                )));
+            }
+        }
+        let i = params.len() + 1;
+        names.push(format!("\"{}\"", c.as_str()));
+        params.push(V::Array(array, Some(Box::new(values))));
+        arrays.push(format!("${i}::{ty}"));
+        aliases.push(format!("v{i}"));
+        if nullable {
+            params.push(nulls.into());
+            arrays.push(format!("${}::boolean[]", i + 1));
+            aliases.push(format!("n{i}"));
+            selected.push(format!("CASE WHEN x.n{i} THEN NULL ELSE x.v{i} END"));
+        } else {
+            selected.push(format!("x.v{i}"));
+        }
+    }
     let sql = format!(
-        "INSERT INTO \"{table}\" ({cols}) SELECT {cols} FROM json_to_recordset($1::json) AS x({typed}){returning}",
+        "INSERT INTO \"{table}\" ({cols}) SELECT {selected} FROM unnest({arrays}) AS x({aliases}){returning}",
         table = A::Entity::default().table_name(),
         cols = names.join(", "),
-        typed = typed.join(", "),
+        selected = selected.join(", "),
+        arrays = arrays.join(", "),
+        aliases = aliases.join(", "),
         returning = if returning { " RETURNING *" } else { "" },
     );
-    let stmt =
-        Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, [V::String(Some(text))]);
+    let stmt = Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, params);
     if !returning {
         db.execute_raw(stmt).await?;
         return Ok(Vec::new());
@@ -250,69 +272,19 @@ where
         .await
 }
 
-/// The columns [`insert_many_json`] writes: column, name, SQL type.
-type JsonColumns<A> = [(
-    <<A as sea_orm::ActiveModelTrait>::Entity as sea_orm::EntityTrait>::Column,
-    &'static str,
-    &'static str,
-)];
-
-/// The rows of [`insert_many_json`] as a JSON array of objects, one member
-/// per column, serialised without building `serde_json::Value`s.
-struct JsonRows<'a, A: sea_orm::ActiveModelTrait> {
-    rows: &'a [A],
-    columns: &'a JsonColumns<A>,
-}
-
-impl<A: sea_orm::ActiveModelTrait> serde::Serialize for JsonRows<'_, A> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeMap, SerializeSeq};
-        let mut seq = s.serialize_seq(Some(self.rows.len()))?;
-        for row in self.rows {
-            seq.serialize_element(&JsonRow {
-                row,
-                columns: self.columns,
-            })?;
-        }
-        return seq.end();
-
-        struct JsonRow<'a, A: sea_orm::ActiveModelTrait> {
-            row: &'a A,
-            columns: &'a JsonColumns<A>,
-        }
-        impl<A: sea_orm::ActiveModelTrait> serde::Serialize for JsonRow<'_, A> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut m = s.serialize_map(Some(self.columns.len()))?;
-                for (c, name, _) in self.columns {
-                    m.serialize_entry(name, &JsonCell(self.row.get(*c).into_value()))?;
-                }
-                m.end()
-            }
-        }
-    }
-}
-
-/// One column value as `json_to_recordset` reads it (the types
-/// [`insert_many_json`] declares; anything else is null).
-struct JsonCell(Option<sea_orm::Value>);
-
-impl serde::Serialize for JsonCell {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use sea_orm::Value as V;
-        match &self.0 {
-            Some(V::Bool(Some(b))) => s.serialize_bool(*b),
-            Some(V::Int(Some(i))) => s.serialize_i32(*i),
-            Some(V::BigInt(Some(i))) => s.serialize_i64(*i),
-            Some(V::String(Some(t))) => s.serialize_str(t),
-            Some(V::Json(Some(j))) => j.serialize(s),
-            Some(V::ChronoDateTimeUtc(Some(t))) => t.serialize(s),
-            _ => s.serialize_unit(),
-        }
-    }
+/// The null of a column's type, for a row that left it unset.
+fn first_null<A: sea_orm::ActiveModelTrait>(
+    first: &A,
+    c: <A::Entity as sea_orm::EntityTrait>::Column,
+) -> sea_orm::Value {
+    first
+        .get(c)
+        .into_value()
+        .map_or(sea_orm::Value::Bool(None), |v| v.as_null())
 }
 
 /// Inserts rows and answers them as stored, in as few statements as the
-/// backend allows: one JSON statement on PostgreSQL, multi-row inserts of
+/// backend allows: one `unnest` statement on PostgreSQL, multi-row inserts of
 /// at most 400 rows on SQLite (below its bind-parameter limit).
 pub async fn insert_rows<C, A>(
     db: &C,
@@ -328,7 +300,7 @@ where
         return Ok(Vec::new());
     }
     if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        return insert_many_json(db, &rows, true).await;
+        return insert_many_unnest(db, &rows, true).await;
     }
     let mut out = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(400) {
