@@ -62,9 +62,10 @@ struct Args {
 }
 
 /// CPU time (user + system, in clock ticks of 10 ms) of this process and of
-/// every process named `postgres` on this machine, from `/proc` (Linux; zero
-/// elsewhere). Divided by deliveries it holds up when the machine is shared.
-fn cpu_ticks() -> (u64, u64) {
+/// the PostgreSQL processes serving database `db` (their title names it:
+/// backends and autovacuum workers), from `/proc` (Linux; zero elsewhere).
+/// Divided by deliveries it holds up when the machine is shared.
+fn cpu_ticks(db: Option<&str>) -> (u64, u64) {
     fn ticks(stat: &str) -> Option<(String, u64)> {
         let (head, rest) = stat.rsplit_once(')')?;
         let comm = head.split_once('(')?.1.to_owned();
@@ -82,9 +83,12 @@ fn cpu_ticks() -> (u64, u64) {
     let mut pg = 0;
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
-            if let Ok(s) = std::fs::read_to_string(e.path().join("stat"))
+            if let Some(db) = db
+                && let Ok(s) = std::fs::read_to_string(e.path().join("stat"))
                 && let Some((comm, t)) = ticks(&s)
                 && comm == "postgres"
+                && std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(db))
             {
                 pg += t;
             }
@@ -323,9 +327,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (lat, errors, raised.len() as u64, accepted)
         }));
     }
+    let pg_db = admin_url.as_ref().map(|(_, name)| name.clone());
+    let cpu_db = pg_db.clone();
     let cpu_from = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
-        cpu_ticks()
+        cpu_ticks(cpu_db.as_deref())
     });
     let mut lat = Vec::new();
     let mut errors = 0;
@@ -339,7 +345,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         alerts_sent += a;
     }
     let elapsed = measure_from.elapsed().as_secs_f64();
-    let cpu_to = cpu_ticks();
+    let cpu_to = cpu_ticks(pg_db.as_deref());
     let cpu_from = cpu_from.await?;
     lat.sort();
 
