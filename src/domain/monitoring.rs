@@ -1584,7 +1584,7 @@ fn alert_next(
 }
 
 /// Writes the repeats of a round (version already bumped) with their audit
-/// events: on PostgreSQL one UPDATE over a JSON parameter and one
+/// events: on PostgreSQL one UPDATE over `unnest`ed column arrays and one
 /// multi-row audit insert, however many; on SQLite (one writer, in process)
 /// row by row.
 async fn save_repeats<C: ConnectionTrait>(
@@ -1603,37 +1603,62 @@ async fn save_repeats<C: ConnectionTrait>(
         }
         return Ok(());
     }
-    let rows: Vec<serde_json::Value> = pairs
-        .iter()
-        .map(|(_, n)| {
-            serde_json::json!({
-                "id": n.id,
-                "status": n.status,
-                "alert_count": n.alert_count,
-                "labels": n.labels,
-                "annotations": n.annotations,
-                "source_url": n.source_url,
-                "last_seen_at": n.last_seen_at,
-                "ended_at": n.ended_at,
-                "version": n.version,
-                "updated_at": n.updated_at,
-            })
-        })
-        .collect();
+    // One array per column, in binary (arrays hold no nulls: `source_url`
+    // and `ended_at` come with a mask).
+    let n = pairs.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut counts = Vec::with_capacity(n);
+    let mut labels = Vec::with_capacity(n);
+    let mut annotations = Vec::with_capacity(n);
+    let mut urls = Vec::with_capacity(n);
+    let mut no_url = Vec::with_capacity(n);
+    let mut seen = Vec::with_capacity(n);
+    let mut ended = Vec::with_capacity(n);
+    let mut not_ended = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
+    let mut updated = Vec::with_capacity(n);
+    for (_, a) in &pairs {
+        ids.push(a.id);
+        statuses.push(sea_orm::ActiveEnum::to_value(&a.status));
+        counts.push(a.alert_count);
+        labels.push(a.labels.clone());
+        annotations.push(a.annotations.clone());
+        urls.push(a.source_url.clone().unwrap_or_default());
+        no_url.push(a.source_url.is_none());
+        seen.push(a.last_seen_at);
+        ended.push(a.ended_at.unwrap_or(a.last_seen_at));
+        not_ended.push(a.ended_at.is_none());
+        versions.push(a.version);
+        updated.push(a.updated_at);
+    }
     db.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "UPDATE incident_alerts AS a SET status = v.status, alert_count = v.alert_count, \
-         labels = v.labels, annotations = v.annotations, source_url = v.source_url, \
-         last_seen_at = v.last_seen_at, ended_at = v.ended_at, version = v.version, \
-         updated_at = v.updated_at \
-         FROM json_to_recordset($1::json) AS v(id bigint, status text, alert_count integer, \
-         labels jsonb, annotations jsonb, source_url text, last_seen_at timestamptz, \
-         ended_at timestamptz, version integer, updated_at timestamptz) \
+         labels = v.labels, annotations = v.annotations, \
+         source_url = CASE WHEN v.no_url THEN NULL ELSE v.source_url END, \
+         last_seen_at = v.last_seen_at, \
+         ended_at = CASE WHEN v.not_ended THEN NULL ELSE v.ended_at END, \
+         version = v.version, updated_at = v.updated_at \
+         FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::jsonb[], $5::jsonb[], \
+         $6::text[], $7::boolean[], $8::timestamptz[], $9::timestamptz[], $10::boolean[], \
+         $11::integer[], $12::timestamptz[]) AS v(id, status, alert_count, labels, annotations, \
+         source_url, no_url, last_seen_at, ended_at, not_ended, version, updated_at) \
          WHERE a.id = v.id",
-        // As text: a `jsonb` parameter would be built only to be cast back.
-        [serde_json::to_string(&rows)
-            .map_err(AppError::internal)?
-            .into()],
+        [
+            ids.into(),
+            statuses.into(),
+            counts.into(),
+            labels.into(),
+            annotations.into(),
+            urls.into(),
+            no_url.into(),
+            seen.into(),
+            ended.into(),
+            not_ended.into(),
+            versions.into(),
+            updated.into(),
+        ],
     ))
     .await?;
     audit::record_updates(db, p, "update", &pairs).await
