@@ -127,6 +127,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Store {
         db: app.state.db.clone(),
         events: app.state.events.clone(),
+        sla_thresholds: app.state.config.sla.warning_thresholds.as_slice().into(),
     };
     let base_url = format!("http://{}", app.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -252,18 +253,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // --- (c) the breach worker ---------------------------------------------
-    let thresholds = [75u32, 90];
     let mut passes = Vec::new();
     for label in ["first pass", "second pass"] {
         let cpu = cpu_time();
         let wall = Instant::now();
-        let fired = servicegraph::domain::sla::worker::pass(
-            &store,
-            &thresholds,
-            servicegraph::domain::now(),
-        )
-        .await
-        .map_err(|e| e.message())?;
+        let fired = servicegraph::domain::sla::worker::pass(&store, servicegraph::domain::now())
+            .await
+            .map_err(|e| e.message())?;
         let (wall, cpu) = (wall.elapsed(), cpu_time().saturating_sub(cpu));
         println!(
             "breach worker, {} running clocks, {label}: {fired} events, wall {:.0} ms, CPU {:.0} ms",

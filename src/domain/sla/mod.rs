@@ -12,9 +12,12 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
 use entity::{
     business_calendar,
     enums::{AgreementKind, AgreementStatus, ClockKind, Priority},
-    organization, priority_rule, sla,
+    organization, priority_rule, sla, sla_clock,
 };
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Set, sea_query::Expr,
+};
 use serde::{Deserialize, Serialize};
 
 use self::calendar::{Calendar, Holiday, Window, format_hhmm, parse_time_zone};
@@ -296,7 +299,8 @@ pub struct CalendarPatch {
 }
 
 /// Changes a calendar. Running clocks use it from then on: their due times are
-/// recomputed on read and on their next change.
+/// recomputed on read and on their next change, and the breach worker looks
+/// at each of them at its next pass.
 pub async fn update_calendar(
     store: &Store,
     p: &Principal,
@@ -326,8 +330,36 @@ pub async fn update_calendar(
     let updated = save_versioned(&txn, p, &before, next)
         .await
         .map_err(|e| conflict_on_unique(e, CALENDAR_NAME_TAKEN))?;
+    if (&updated.time_zone, &updated.windows, &updated.holidays)
+        != (&before.time_zone, &before.windows, &before.holidays)
+    {
+        let agreements = sla::Entity::find()
+            .select_only()
+            .column(sla::Column::Id)
+            .filter(sla::Column::CalendarId.eq(updated.id))
+            .into_query();
+        recheck_clocks(&txn, sla_clock::Column::SlaId.in_subquery(agreements)).await?;
+    }
     txn.commit().await?;
     Ok(updated)
+}
+
+/// Makes the running clocks that `filter` selects due for the breach worker
+/// now: their calendar changed, so the instants stored with them may have
+/// moved (the worker recomputes them).
+async fn recheck_clocks<C: ConnectionTrait>(
+    db: &C,
+    filter: impl sea_orm::sea_query::IntoCondition,
+) -> AppResult<()> {
+    sla_clock::Entity::update_many()
+        .col_expr(sla_clock::Column::NextCheckAt, Expr::value(now()))
+        .filter(sla_clock::Column::StoppedAt.is_null())
+        .filter(sla_clock::Column::PausedSince.is_null())
+        .filter(sla_clock::Column::BreachFiredAt.is_null())
+        .filter(filter)
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------- priority matrix
@@ -714,6 +746,9 @@ pub async fn update_sla(store: &Store, p: &Principal, input: SlaPatch) -> AppRes
     apply_targets(&mut next, &input.targets, false)?;
     ensure_no_overlap(&txn, &next).await?;
     let updated = save_versioned(&txn, p, &before, next).await?;
+    if updated.calendar_id != before.calendar_id {
+        recheck_clocks(&txn, sla_clock::Column::SlaId.eq(updated.id)).await?;
+    }
     txn.commit().await?;
     Ok(updated)
 }
