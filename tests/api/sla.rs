@@ -496,19 +496,58 @@ async fn drain(ws: &mut Ws, quiet_ms: u64) -> Vec<Value> {
     out
 }
 
-/// Moves the start of an incident's clocks back by `minutes`, as if raised that long ago.
-async fn age_clocks(database_url: &str, minutes: i64) {
+/// Moves the start of the running clocks back to `minutes` ago, as if raised
+/// that long ago. Everything the server stored about when to look at a clock
+/// moves back with it (as it would have had the time really passed); with
+/// `keep_schedule` only the start moves.
+async fn shift_clocks(database_url: &str, minutes: i64, keep_schedule: bool) {
     use entity::sla_clock;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
     let db = sea_orm::Database::connect(database_url).await.unwrap();
     let started = chrono::Utc::now() - chrono::Duration::minutes(minutes);
-    sla_clock::Entity::update_many()
-        .col_expr(sla_clock::Column::StartedAt, Expr::value(started))
+    let running = sla_clock::Entity::find()
         .filter(sla_clock::Column::StoppedAt.is_null())
-        .exec(&db)
+        .all(&db)
         .await
         .unwrap();
+    for c in running {
+        let shift = started - c.started_at;
+        let next = if keep_schedule {
+            c.next_check_at
+        } else {
+            c.next_check_at.map(|n| n + shift)
+        };
+        sla_clock::Entity::update_many()
+            .col_expr(sla_clock::Column::StartedAt, Expr::value(started))
+            .col_expr(sla_clock::Column::NextCheckAt, Expr::value(next))
+            .filter(sla_clock::Column::Id.eq(c.id))
+            .exec(&db)
+            .await
+            .unwrap();
+    }
     let _ = db.close().await;
+}
+
+async fn age_clocks(database_url: &str, minutes: i64) {
+    shift_clocks(database_url, minutes, false).await;
+}
+
+/// The stored next checks of the running clocks, by clock kind.
+async fn next_checks(database_url: &str) -> Vec<(String, Option<chrono::DateTime<chrono::Utc>>)> {
+    use entity::sla_clock;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let db = sea_orm::Database::connect(database_url).await.unwrap();
+    let out = sla_clock::Entity::find()
+        .filter(sla_clock::Column::StoppedAt.is_null())
+        .order_by_asc(sla_clock::Column::Id)
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (format!("{:?}", c.kind), c.next_check_at))
+        .collect();
+    let _ = db.close().await;
+    out
 }
 
 fn fast_worker(c: &mut servicegraph::config::Config) {

@@ -314,4 +314,73 @@ mod tests {
         assert_eq!(r.breached_at, None);
         assert_eq!(c.due_at, Some(utc("2026-03-02T10:00:00Z")));
     }
+
+    /// Monday to Friday, 09:00-17:00 UTC.
+    fn office() -> Calendar {
+        use chrono::Weekday::*;
+        let windows = [Mon, Tue, Wed, Thu, Fri]
+            .into_iter()
+            .map(|d| crate::domain::sla::calendar::Window::parse(d, "09:00", "17:00", false))
+            .collect::<AppResult<Vec<_>>>()
+            .unwrap();
+        Calendar::new("UTC", windows, Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn next_check_follows_thresholds_then_breach_in_working_hours() {
+        let cal = office();
+        // Friday 2026-03-06 16:30, 4 business hours.
+        let mut c = clock("2026-03-06T16:30:00Z", 4 * 3600);
+        refresh(&cal, &mut c, &T).unwrap();
+        // 75 % = 3 h: half an hour on Friday, 2.5 h on Monday.
+        let at75 = c.next_check_at.unwrap();
+        assert_eq!(at75, utc("2026-03-09T11:30:00Z"));
+        assert!((9..17).contains(&chrono::Timelike::hour(&at75)));
+        // The worker's rule holds at that instant and not a second before.
+        let counted = |c: &sla_clock::Model, at| elapsed(&cal, c, at).unwrap();
+        assert!(counted(&c, at75) * 100 >= c.target_seconds * 75);
+        assert!(counted(&c, at75 - chrono::Duration::seconds(1)) * 100 < c.target_seconds * 75);
+        // Once 75 % fired: 90 % (3 h 36 min).
+        c.warning_fired = 75;
+        refresh(&cal, &mut c, &T).unwrap();
+        assert_eq!(c.next_check_at, Some(utc("2026-03-09T12:06:00Z")));
+        // Once 90 % fired: the first second past the target.
+        c.warning_fired = 90;
+        refresh(&cal, &mut c, &T).unwrap();
+        let breach = c.next_check_at.unwrap();
+        assert_eq!(breach, utc("2026-03-09T12:30:01Z"));
+        assert!(counted(&c, breach) > c.target_seconds);
+        assert!(counted(&c, breach - chrono::Duration::seconds(1)) <= c.target_seconds);
+        // Nothing left once the breach fired.
+        c.breach_fired_at = Some(breach);
+        refresh(&cal, &mut c, &T).unwrap();
+        assert_eq!(c.next_check_at, None);
+    }
+
+    #[test]
+    fn next_check_is_none_while_paused_or_stopped_and_moves_with_pauses() {
+        let cal = Calendar::twenty_four_seven("UTC").unwrap();
+        let mut c = clock("2026-03-02T00:00:00Z", 4 * 3600);
+        refresh(&cal, &mut c, &T).unwrap();
+        assert_eq!(c.next_check_at, Some(utc("2026-03-02T03:00:00Z")));
+        pause(&cal, &mut c, utc("2026-03-02T01:00:00Z"), &T).unwrap();
+        assert_eq!(c.next_check_at, None);
+        // An hour on hold: every instant moves an hour later.
+        resume(&cal, &mut c, utc("2026-03-02T02:00:00Z"), &T).unwrap();
+        assert_eq!(c.next_check_at, Some(utc("2026-03-02T04:00:00Z")));
+        // A shorter target brings it forward.
+        retarget(&cal, &mut c, 2 * 3600, &T).unwrap();
+        assert_eq!(c.next_check_at, Some(utc("2026-03-02T02:30:00Z")));
+        stop(&cal, &mut c, utc("2026-03-02T02:10:00Z"), &T).unwrap();
+        assert_eq!(c.next_check_at, None);
+        // Reopened: counts again from the reopening.
+        restart(&cal, &mut c, utc("2026-03-02T03:10:00Z"), &T).unwrap();
+        assert_eq!(c.next_check_at, Some(utc("2026-03-02T03:30:00Z")));
+        // Other thresholds, other instants: 50 % was crossed before the
+        // stop (the worker looks at once); none configured: the breach.
+        refresh(&cal, &mut c, &[50]).unwrap();
+        assert_eq!(c.next_check_at, Some(utc("2026-03-02T01:00:00Z")));
+        refresh(&cal, &mut c, &[]).unwrap();
+        assert_eq!(c.next_check_at, Some(utc("2026-03-02T04:00:01Z")));
+    }
 }
