@@ -68,22 +68,19 @@ impl Calendars {
         db: &C,
         sla_id: i64,
     ) -> AppResult<Option<Arc<Calendar>>> {
-        if !self.agreements.contains_key(&sla_id) {
+        use std::collections::hash_map::Entry;
+        if let Entry::Vacant(slot) = self.agreements.entry(sla_id) {
             let a = sla::Entity::find_by_id(sla_id).one(db).await?;
-            self.agreements.insert(sla_id, a.map(|a| a.calendar_id));
+            slot.insert(a.map(|a| a.calendar_id));
         }
         let Some(calendar_id) = self.agreements[&sla_id] else {
             return Ok(None);
         };
-        if !self.calendars.contains_key(&calendar_id) {
-            let cal = match business_calendar::Entity::find_by_id(calendar_id)
+        if let Entry::Vacant(slot) = self.calendars.entry(calendar_id) {
+            let row = business_calendar::Entity::find_by_id(calendar_id)
                 .one(db)
-                .await?
-            {
-                Some(row) => Some(calendar_cached(&row)?),
-                None => None,
-            };
-            self.calendars.insert(calendar_id, cal);
+                .await?;
+            slot.insert(row.as_ref().map(calendar_cached).transpose()?);
         }
         Ok(self.calendars[&calendar_id].clone())
     }
