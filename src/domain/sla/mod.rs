@@ -118,15 +118,20 @@ pub fn calendar_of(row: &business_calendar::Model) -> AppResult<Calendar> {
     })
 }
 
-/// Parsed calendars of stored rows, by id and version (a row's version
-/// changes with every update, so an entry never serves stale windows).
+/// Parsed calendars of stored rows, by id, version and update time (a row's
+/// version changes with every update, so an entry never serves stale windows;
+/// the update time tells apart rows of different databases that share an id
+/// and version, as the tests' servers in one process do).
 /// Tabulated once per day, so reading a clock that has run for months costs
 /// a table scan rather than a walk over every day.
 static CALENDARS: std::sync::LazyLock<std::sync::Mutex<CalendarCache>> =
     std::sync::LazyLock::new(Default::default);
 
-/// (id, version) -> the calendar and when it was tabulated.
-type CalendarCache = HashMap<(i64, i32), (Arc<Calendar>, DateTime<Utc>)>;
+/// A stored version of a calendar: (id, version, updated_at).
+pub type CalendarKey = (i64, i32, DateTime<Utc>);
+
+/// The calendar of a stored version and when it was tabulated.
+type CalendarCache = HashMap<CalendarKey, (Arc<Calendar>, DateTime<Utc>)>;
 
 /// How many calendar versions [`calendar_cached`] keeps before starting over.
 const CACHED_CALENDARS: usize = 1024;
@@ -134,7 +139,7 @@ const CACHED_CALENDARS: usize = 1024;
 /// [`calendar_of`], parsed and tabulated once per stored version: for reads
 /// (clock fields), which may come by the hundred per request.
 pub fn calendar_cached(row: &business_calendar::Model) -> AppResult<Arc<Calendar>> {
-    let key = (row.id, row.version);
+    let key = (row.id, row.version, row.updated_at);
     if let Some(cal) = calendar_cached_by_key(key) {
         return Ok(cal);
     }
@@ -148,9 +153,9 @@ pub fn calendar_cached(row: &business_calendar::Model) -> AppResult<Arc<Calendar
     Ok(cal)
 }
 
-/// The cached calendar of a stored version (id, version), if [`calendar_cached`]
-/// tabulated it less than a day ago.
-pub fn calendar_cached_by_key(key: (i64, i32)) -> Option<Arc<Calendar>> {
+/// The cached calendar of a stored version, if [`calendar_cached`] tabulated
+/// it less than a day ago.
+pub fn calendar_cached_by_key(key: CalendarKey) -> Option<Arc<Calendar>> {
     let cache = CALENDARS.lock().unwrap_or_else(|e| e.into_inner());
     let (cal, built) = cache.get(&key)?;
     (Utc::now() - *built < chrono::Duration::days(1)).then(|| cal.clone())
