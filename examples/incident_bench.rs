@@ -9,8 +9,10 @@
 //!   with service, assignee, affected CIs and clocks nested, and the number of
 //!   SQL statements each request sends (the server reaches PostgreSQL through
 //!   a counting proxy on loopback that reads the wire protocol);
-//! - one pass of the breach worker over the running clocks (CPU time of the
-//!   process, from `/proc/self/stat`).
+//! - two passes of the breach worker (CPU time of the process, from
+//!   `/proc/self/stat`): the first checks every running clock (generated due
+//!   at once, as the migration that added `next_check_at` leaves them), the
+//!   second only those due since.
 //!
 //! ```text
 //! cargo run --release --example incident_bench -- \
