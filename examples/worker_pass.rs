@@ -69,10 +69,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sla_thresholds: config.sla.warning_thresholds.as_slice().into(),
     };
     // As a worker starting: records the thresholds (or recomputes).
-    worker::reschedule_for_thresholds(&store, now()).await?;
+    worker::reschedule_for_thresholds(&store, now())
+        .await
+        .map_err(|e| e.message())?;
     for i in 1..=args.passes {
         let (wall, cpu) = (Instant::now(), cpu_time());
-        let fired = worker::pass(&store, now()).await?;
+        let fired = worker::pass(&store, now()).await.map_err(|e| e.message())?;
         println!(
             "pass {i}: {fired} events, wall {:.0} ms, CPU {:.0} ms (load {})",
             wall.elapsed().as_secs_f64() * 1000.0,
@@ -88,7 +90,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         other.sla_thresholds = changed.as_slice().into();
         for (label, s) in [("to 50,75,90", &other), ("back", &store)] {
             let (wall, cpu) = (Instant::now(), cpu_time());
-            let moved = worker::reschedule_for_thresholds(s, now()).await?;
+            let moved = worker::reschedule_for_thresholds(s, now())
+                .await
+                .map_err(|e| e.message())?;
             println!(
                 "threshold change {label}: {moved} clocks moved, wall {:.0} ms, CPU {:.0} ms (load {})",
                 wall.elapsed().as_secs_f64() * 1000.0,
