@@ -596,20 +596,6 @@ async fn warnings_and_breaches_fire_exactly_once_with_two_server_processes() {
         ("WARNING".to_owned(), json!(75), "RESPOND".to_owned()),
         ("WARNING".to_owned(), json!(90), "RESPOND".to_owned()),
     ];
-    let summary = |events: &[Value]| {
-        let mut seen: Vec<(String, Value, String)> = events
-            .iter()
-            .map(|e| {
-                (
-                    e["kind"].as_str().unwrap().to_owned(),
-                    e["threshold"].clone(),
-                    e["clock"]["kind"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
-        seen.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
-        seen
-    };
     if is_postgres() {
         // Events travel between processes (LISTEN/NOTIFY): each subscriber,
         // whichever process it is connected to, hears each event exactly once.

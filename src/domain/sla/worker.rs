@@ -10,6 +10,11 @@
 //! event (see [`clock::next_check`]); the worker stores the following one
 //! with each claim, or in bulk for clocks it looked at with nothing to fire
 //! (their calendar changed). So a pass costs what is due, not what is running.
+//!
+//! The instants follow `sla.warning_thresholds`: all processes on one
+//! database are expected to share them (a worker started with other
+//! thresholds recomputes every running clock once, see
+//! [`reschedule_for_thresholds`]).
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
