@@ -202,6 +202,7 @@ impl Application {
         let store = Store {
             db: database.clone(),
             events: events.clone(),
+            sla_thresholds: config.sla.warning_thresholds.as_slice().into(),
         };
 
         let dev_secret = if config.auth.is_unconfigured() {
@@ -277,8 +278,8 @@ impl Application {
                 Store {
                     db: self.state.db.clone(),
                     events: self.state.events.clone(),
+                    sla_thresholds: sla.warning_thresholds.as_slice().into(),
                 },
-                sla.warning_thresholds.clone(),
                 sla.worker_interval,
             )))
         });
@@ -286,6 +287,7 @@ impl Application {
             Store {
                 db: self.state.db.clone(),
                 events: self.state.events.clone(),
+                sla_thresholds: sla.warning_thresholds.as_slice().into(),
             },
             self.state.config.ingest.log_retention,
         )));

@@ -183,6 +183,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             let store = Store {
                 db: database,
                 events: EventBus::default(),
+                sla_thresholds: config.sla.warning_thresholds.as_slice().into(),
             };
             if servicegraph::seed::seed_demo_if_empty(&store, provider)
                 .await

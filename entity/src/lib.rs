@@ -22,6 +22,7 @@ pub mod service_offering;
 pub mod service_subscription;
 pub mod sla;
 pub mod sla_clock;
+pub mod sla_worker_setting;
 pub mod support_group;
 pub mod user;
 
@@ -47,6 +48,7 @@ pub mod prelude {
     pub use super::service_subscription::Entity as ServiceSubscription;
     pub use super::sla::Entity as Sla;
     pub use super::sla_clock::Entity as SlaClock;
+    pub use super::sla_worker_setting::Entity as SlaWorkerSetting;
     pub use super::support_group::Entity as SupportGroup;
     pub use super::user::Entity as User;
 }

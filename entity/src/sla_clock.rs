@@ -38,6 +38,11 @@ pub struct Model {
     pub warning_fired: i32,
     /// When the breach event was fired.
     pub breach_fired_at: Option<DateTimeUtc>,
+    /// When the breach worker next looks at the clock: the earliest instant
+    /// it may cross a warning threshold not yet fired or its target. Null
+    /// when stopped, paused or with nothing left to fire. Internal to the
+    /// worker; kept on every change of the clock.
+    pub next_check_at: Option<DateTimeUtc>,
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

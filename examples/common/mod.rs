@@ -349,9 +349,10 @@ pub mod incidents {
             // Both clocks; stopped at 10 % .. 150 % of the target (pseudo-random per
             // incident), except the resolve clocks of open incidents, which run and
             // carry the warnings and breaches already fired, as a worker that kept
-            // up would have left them.
+            // up would have left them; the unbreached ones are due for the worker
+            // at once, as the migration that added `next_check_at` left them.
             "INSERT INTO sla_clocks (incident_id, customer_id, service_id, priority, sla_id, kind, target_seconds, started_at, pauses, \
-               stopped_at, due_at, met, business_seconds, warning_fired, breach_fired_at, version, created_at, updated_at) \
+               stopped_at, due_at, met, business_seconds, warning_fired, breach_fired_at, next_check_at, version, created_at, updated_at) \
              SELECT y.id, y.customer_id, y.service_id, y.priority, y.sla_id, y.kind, y.target, y.created_at, '[]'::jsonb, \
                CASE WHEN y.running THEN NULL ELSE y.created_at + y.elapsed * interval '1 second' END, \
                y.created_at + y.target * interval '1 second', \
@@ -362,6 +363,7 @@ pub mod incidents {
                     WHEN now() >= y.created_at + y.target * interval '0.75 second' THEN 75 ELSE 0 END, \
                CASE WHEN y.running AND now() >= y.created_at + y.target * interval '1 second' \
                     THEN y.created_at + y.target * interval '1 second' END, \
+               CASE WHEN y.running AND now() < y.created_at + y.target * interval '1 second' THEN now() END, \
                1, y.created_at, y.created_at \
              FROM (SELECT i.id, i.customer_id, i.service_id, i.priority, i.sla_id, i.created_at, k.kind, \
                      (k.kind = 'resolve' AND i.state <> 'closed') AS running, \

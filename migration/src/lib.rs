@@ -12,6 +12,7 @@ mod m20261122_000005_sla_clock_facts;
 mod m20261122_000006_monitoring;
 mod m20261122_000007_incident_number_sequences;
 mod m20261122_000008_audit_json_text;
+mod m20261122_000009_sla_clock_next_check;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000006_monitoring::Migration),
             Box::new(m20261122_000007_incident_number_sequences::Migration),
             Box::new(m20261122_000008_audit_json_text::Migration),
+            Box::new(m20261122_000009_sla_clock_next_check::Migration),
         ]
     }
 }

@@ -20,8 +20,9 @@ pub trait Audited: Serialize {
     fn tenant_id(&self) -> Option<i64>;
 }
 
-/// Fields that change on every write and say nothing an auditor needs.
-const BOOKKEEPING: &[&str] = &["version", "updated_at", "name_key"];
+/// Fields that change on every write, or only schedule the breach worker,
+/// and say nothing an auditor needs.
+const BOOKKEEPING: &[&str] = &["version", "updated_at", "name_key", "next_check_at"];
 
 /// `{ field: { before, after } }` for every field that differs.
 pub fn diff(before: Option<&Value>, after: Option<&Value>) -> Value {

@@ -365,7 +365,7 @@ pub async fn create_incident(
         dedup_key: None,
         affected_ci_ids: affected,
     };
-    let raised = raise_many(&txn, p, vec![draft], at)
+    let raised = raise_many(&txn, p, vec![draft], at, &store.sla_thresholds)
         .await?
         .pop()
         .ok_or_else(|| AppError::internal(std::io::Error::other("no incident raised")))?;
@@ -411,6 +411,7 @@ pub async fn raise_many<C: ConnectionTrait>(
     p: &Principal,
     drafts: Vec<IncidentDraft>,
     at: DateTime<Utc>,
+    thresholds: &[u32],
 ) -> AppResult<Vec<Raised>> {
     use std::collections::HashMap;
     if drafts.is_empty() {
@@ -520,7 +521,7 @@ pub async fn raise_many<C: ConnectionTrait>(
         }
         if let Some((agreement, cal)) = agreement_of(d) {
             let assigned = d.assignment_group_id.is_some() || d.assignee_id.is_some();
-            for c in new_clocks(agreement, cal, inc, assigned, at)? {
+            for c in new_clocks(agreement, cal, inc, assigned, at, thresholds)? {
                 let mut active: sla_clock::ActiveModel = c.into();
                 active.id = NotSet;
                 clock_rows.push(active);
@@ -558,6 +559,7 @@ fn new_clocks(
     inc: &incident::Model,
     assigned: bool,
     at: DateTime<Utc>,
+    thresholds: &[u32],
 ) -> AppResult<Vec<sla_clock::Model>> {
     let mut out = Vec::with_capacity(2);
     for kind in [ClockKind::Respond, ClockKind::Resolve] {
@@ -579,13 +581,14 @@ fn new_clocks(
             business_seconds: None,
             warning_fired: 0,
             breach_fired_at: None,
+            next_check_at: None,
             version: 1,
             created_at: at,
             updated_at: at,
         };
-        clock::refresh(cal, &mut c)?;
+        clock::refresh(cal, &mut c, thresholds)?;
         if kind == ClockKind::Respond && assigned {
-            clock::stop(cal, &mut c, at)?;
+            clock::stop(cal, &mut c, at, thresholds)?;
         }
         out.push(c);
     }
@@ -627,6 +630,7 @@ async fn drive_clocks<C: ConnectionTrait>(
     after: &incident::Model,
     cause: ClockCause,
     at: DateTime<Utc>,
+    thresholds: &[u32],
 ) -> AppResult<Vec<sla_clock::Model>> {
     let mut met = Vec::new();
     let mut q = sla_clock::Entity::find().filter(sla_clock::Column::IncidentId.eq(after.id));
@@ -656,29 +660,30 @@ async fn drive_clocks<C: ConnectionTrait>(
                 &cal,
                 &mut next,
                 sla_domain::target_of(&agreement, after.priority, c.kind),
+                thresholds,
             )?;
         }
         if state_changed && before.state == OnHold {
-            clock::resume(&cal, &mut next, at)?;
+            clock::resume(&cal, &mut next, at, thresholds)?;
         }
         let responded = cause.responded
             || (state_changed && matches!(after.state, Assigned | InProgress | Resolved));
         match c.kind {
             ClockKind::Respond if responded => {
-                clock::stop(&cal, &mut next, at)?;
+                clock::stop(&cal, &mut next, at, thresholds)?;
             }
             ClockKind::Resolve if state_changed && after.state == Resolved => {
-                clock::stop(&cal, &mut next, at)?;
+                clock::stop(&cal, &mut next, at, thresholds)?;
             }
             ClockKind::Resolve
                 if state_changed && before.state == Resolved && after.state != Closed =>
             {
-                clock::restart(&cal, &mut next, at)?;
+                clock::restart(&cal, &mut next, at, thresholds)?;
             }
             _ => {}
         }
         if state_changed && after.state == OnHold {
-            clock::pause(&cal, &mut next, at)?;
+            clock::pause(&cal, &mut next, at, thresholds)?;
         }
         let saved = save_versioned(db, p, &c, next).await?;
         if c.stopped_at.is_none() && saved.met == Some(true) {
@@ -794,7 +799,16 @@ pub async fn update_incident(
             next.updated_at = at;
         }
     }
-    let (updated, met) = apply_change(&txn, p, &before, next, ClockCause::default(), at).await?;
+    let (updated, met) = apply_change(
+        &txn,
+        p,
+        &before,
+        next,
+        ClockCause::default(),
+        at,
+        &store.sla_thresholds,
+    )
+    .await?;
     txn.commit().await?;
     publish(store, IncidentChangeKind::Updated, &before, &updated);
     publish_met(store, &updated, met, at);
@@ -844,6 +858,7 @@ pub async fn assign_incident(
             responded: assigned,
         },
         at,
+        &store.sla_thresholds,
     )
     .await?;
     txn.commit().await?;
@@ -898,7 +913,16 @@ pub async fn change_state(
     };
     let at = now();
     let next = moved(&before, input.state, resolution, at);
-    let (updated, met) = apply_change(&txn, p, &before, next, ClockCause::default(), at).await?;
+    let (updated, met) = apply_change(
+        &txn,
+        p,
+        &before,
+        next,
+        ClockCause::default(),
+        at,
+        &store.sla_thresholds,
+    )
+    .await?;
     txn.commit().await?;
     publish(store, IncidentChangeKind::StateChanged, &before, &updated);
     publish_met(store, &updated, met, at);
@@ -946,6 +970,7 @@ pub async fn apply_change<C: ConnectionTrait>(
     next: incident::Model,
     cause: ClockCause,
     at: DateTime<Utc>,
+    thresholds: &[u32],
 ) -> AppResult<(incident::Model, Vec<sla_clock::Model>)> {
     let updated = match save_versioned(db, p, before, next).await {
         Err(e) if e.is_unique_violation() => {
@@ -958,7 +983,7 @@ pub async fn apply_change<C: ConnectionTrait>(
         }
         other => other?,
     };
-    let met = drive_clocks(db, p, before, &updated, cause, at).await?;
+    let met = drive_clocks(db, p, before, &updated, cause, at, thresholds).await?;
     Ok((updated, met))
 }
 
@@ -997,7 +1022,16 @@ pub async fn add_note(
     )
     .await?;
     let met = if kind == NoteKind::Comment && p.is_staff() {
-        drive_clocks(&txn, p, &inc, &inc, ClockCause { responded: true }, at).await?
+        drive_clocks(
+            &txn,
+            p,
+            &inc,
+            &inc,
+            ClockCause { responded: true },
+            at,
+            &store.sla_thresholds,
+        )
+        .await?
     } else {
         Vec::new()
     };

@@ -17,11 +17,16 @@ use crate::{
     events::EventBus,
 };
 
-/// What every domain operation needs: the database and the bus to publish to after commit.
+/// What every domain operation needs: the database, the bus to publish to
+/// after commit, and the rules a write must follow that come from the
+/// configuration.
 #[derive(Clone)]
 pub struct Store {
     pub db: DatabaseConnection,
     pub events: EventBus,
+    /// `sla.warning_thresholds`: every change of a clock schedules the
+    /// breach worker's next look at it by them.
+    pub sla_thresholds: std::sync::Arc<[u32]>,
 }
 
 /// The current time at the precision both databases store (microseconds).

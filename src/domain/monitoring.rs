@@ -940,6 +940,7 @@ async fn ingest_once(
             &mut announce,
             &mut ci_cache,
             at,
+            &store.sla_thresholds,
         )
         .await?;
     }
@@ -1116,6 +1117,7 @@ async fn run_round<C: ConnectionTrait>(
     announce: &mut Vec<Announce>,
     ci_cache: &mut Option<CiIndex>,
     at: DateTime<Utc>,
+    thresholds: &[u32],
 ) -> AppResult<()> {
     let customer = integration.organization_id;
     let mut creations: Vec<(usize, &str, &IncomingAlert, &RoutingRule)> = Vec::new();
@@ -1243,6 +1245,7 @@ async fn run_round<C: ConnectionTrait>(
                         next,
                         ClockCause::default(),
                         at,
+                        thresholds,
                     )
                     .await?;
                     let row = save_alert(db, p, integration, &s, alert, at, |a| {
@@ -1309,6 +1312,7 @@ async fn run_round<C: ConnectionTrait>(
                             next,
                             ClockCause::default(),
                             ended,
+                            thresholds,
                         )
                         .await?;
                         announce.push(Announce::Changed(
@@ -1358,6 +1362,7 @@ async fn run_round<C: ConnectionTrait>(
                         next,
                         ClockCause { responded: true },
                         at,
+                        thresholds,
                     )
                     .await?;
                     announce.push(Announce::Changed(
@@ -1467,7 +1472,7 @@ async fn run_round<C: ConnectionTrait>(
                 affected_ci_ids: cis,
             });
         }
-        let raised = incidents::raise_many(db, p, drafts, at).await?;
+        let raised = incidents::raise_many(db, p, drafts, at, thresholds).await?;
         let rows: Vec<incident_alert::ActiveModel> = creations
             .iter()
             .zip(&raised)

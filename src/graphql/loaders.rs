@@ -292,10 +292,11 @@ impl Loader<i64> for CalendarBySla {
     }
 }
 
-/// The stored version of a business calendar: (id, version). A clock's reading
-/// needs only the calendar, and [`crate::domain::calendar_cached`] keeps
-/// calendars by this key, so a clock that carries it needs no calendar fetch.
-pub type CalendarKey = (i64, i32);
+/// The stored version of a business calendar: (id, version, updated_at). A
+/// clock's reading needs only the calendar, and
+/// [`crate::domain::calendar_cached`] keeps calendars by this key, so a clock
+/// that carries it needs no calendar fetch.
+pub use crate::domain::sla::CalendarKey;
 
 /// A clock with the key of its SLA's calendar.
 #[derive(Debug, Clone)]
@@ -308,9 +309,11 @@ impl FromQueryResult for ClockWithCalendar {
     fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
         let id: Option<i64> = res.try_get(pre, "calendar_id")?;
         let version: Option<i32> = res.try_get(pre, "calendar_version")?;
+        let updated: Option<chrono::DateTime<chrono::Utc>> =
+            res.try_get(pre, "calendar_updated_at")?;
         Ok(Self {
             clock: entity::sla_clock::Model::from_query_result(res, pre)?,
-            calendar: id.zip(version),
+            calendar: id.zip(version).zip(updated).map(|((i, v), u)| (i, v, u)),
         })
     }
 }
@@ -340,6 +343,7 @@ impl Loader<i64> for ClocksByIncident {
             .join(JoinType::LeftJoin, to_calendar)
             .column_as(business_calendar::Column::Id, "calendar_id")
             .column_as(business_calendar::Column::Version, "calendar_version")
+            .column_as(business_calendar::Column::UpdatedAt, "calendar_updated_at")
             .filter(sla_clock::Column::IncidentId.is_in(keys.iter().copied()))
             .into_model::<ClockWithCalendar>()
             .all(&self.db)

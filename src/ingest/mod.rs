@@ -187,6 +187,7 @@ async fn handle(state: AppState, endpoint: Endpoint, headers: HeaderMap, body: B
     let store = Store {
         db: state.db.clone(),
         events: state.events.clone(),
+        sla_thresholds: state.config.sla.warning_thresholds.as_slice().into(),
     };
     let first_key = parsed.alerts.first().and_then(|a| a.key.clone());
     // A task of its own: a sender that hangs up does not cancel the delivery

@@ -496,19 +496,58 @@ async fn drain(ws: &mut Ws, quiet_ms: u64) -> Vec<Value> {
     out
 }
 
-/// Moves the start of an incident's clocks back by `minutes`, as if raised that long ago.
-async fn age_clocks(database_url: &str, minutes: i64) {
+/// Moves the start of the running clocks back to `minutes` ago, as if raised
+/// that long ago. Everything the server stored about when to look at a clock
+/// moves back with it (as it would have had the time really passed); with
+/// `keep_schedule` only the start moves.
+async fn shift_clocks(database_url: &str, minutes: i64, keep_schedule: bool) {
     use entity::sla_clock;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
     let db = sea_orm::Database::connect(database_url).await.unwrap();
     let started = chrono::Utc::now() - chrono::Duration::minutes(minutes);
-    sla_clock::Entity::update_many()
-        .col_expr(sla_clock::Column::StartedAt, Expr::value(started))
+    let running = sla_clock::Entity::find()
         .filter(sla_clock::Column::StoppedAt.is_null())
-        .exec(&db)
+        .all(&db)
         .await
         .unwrap();
+    for c in running {
+        let shift = started - c.started_at;
+        let next = if keep_schedule {
+            c.next_check_at
+        } else {
+            c.next_check_at.map(|n| n + shift)
+        };
+        sla_clock::Entity::update_many()
+            .col_expr(sla_clock::Column::StartedAt, Expr::value(started))
+            .col_expr(sla_clock::Column::NextCheckAt, Expr::value(next))
+            .filter(sla_clock::Column::Id.eq(c.id))
+            .exec(&db)
+            .await
+            .unwrap();
+    }
     let _ = db.close().await;
+}
+
+async fn age_clocks(database_url: &str, minutes: i64) {
+    shift_clocks(database_url, minutes, false).await;
+}
+
+/// The stored next checks of the running clocks, by clock kind.
+async fn next_checks(database_url: &str) -> Vec<(String, Option<chrono::DateTime<chrono::Utc>>)> {
+    use entity::sla_clock;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let db = sea_orm::Database::connect(database_url).await.unwrap();
+    let out = sla_clock::Entity::find()
+        .filter(sla_clock::Column::StoppedAt.is_null())
+        .order_by_asc(sla_clock::Column::Id)
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (format!("{:?}", c.kind), c.next_check_at))
+        .collect();
+    let _ = db.close().await;
+    out
 }
 
 fn fast_worker(c: &mut servicegraph::config::Config) {
@@ -557,20 +596,6 @@ async fn warnings_and_breaches_fire_exactly_once_with_two_server_processes() {
         ("WARNING".to_owned(), json!(75), "RESPOND".to_owned()),
         ("WARNING".to_owned(), json!(90), "RESPOND".to_owned()),
     ];
-    let summary = |events: &[Value]| {
-        let mut seen: Vec<(String, Value, String)> = events
-            .iter()
-            .map(|e| {
-                (
-                    e["kind"].as_str().unwrap().to_owned(),
-                    e["threshold"].clone(),
-                    e["clock"]["kind"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
-        seen.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
-        seen
-    };
     if is_postgres() {
         // Events travel between processes (LISTEN/NOTIFY): each subscriber,
         // whichever process it is connected to, hears each event exactly once.
@@ -601,6 +626,213 @@ async fn warnings_and_breaches_fire_exactly_once_with_two_server_processes() {
     assert!(respond["breachedAt"].is_string(), "{respond}");
     assert_eq!(respond["warningsFired"], json!([75, 90]));
     assert!(respond["remainingSeconds"].as_i64().unwrap() < 0);
+}
+
+/// The kinds, thresholds and clock kinds of SLA events, sorted.
+fn summary(events: &[Value]) -> Vec<(String, Value, String)> {
+    let mut seen: Vec<(String, Value, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["threshold"].clone(),
+                e["clock"]["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    seen
+}
+
+const WEEKDAYS: [&str; 7] = [
+    "MONDAY",
+    "TUESDAY",
+    "WEDNESDAY",
+    "THURSDAY",
+    "FRIDAY",
+    "SATURDAY",
+    "SUNDAY",
+];
+
+const RAISE_P1: &str =
+    "mutation($i: CreateIncidentInput!) { createIncident(input: $i) { number priority } }";
+
+/// Minutes from now to a stored instant.
+fn minutes_ahead(at: Option<chrono::DateTime<chrono::Utc>>) -> i64 {
+    (at.expect("a next check") - chrono::Utc::now()).num_minutes()
+}
+
+#[tokio::test]
+async fn a_pass_reads_only_the_clocks_that_are_due() {
+    let app = TestApp::spawn_with(fast_worker).await;
+    let acme = app.customer("acme").await;
+    let svc = app
+        .service(json!({ "name": "Email", "status": "LIVE" }))
+        .await;
+    let svc = svc["id"].as_str().unwrap();
+    let cal = round_the_clock(&app).await;
+    create_sla(&app, &acme, svc, &cal).await;
+    let mut ws = listen_sla(&app, &app.agent()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.ok(
+        &app.agent(),
+        RAISE_P1,
+        json!({ "i": { "title": "Mail down", "impact": 1, "urgency": 1, "customerId": acme, "serviceId": svc } }),
+    )
+    .await;
+    // Respond 60 min: first looked at when 75 % (45 min) are gone; resolve
+    // 240 min: at 180 min.
+    let checks = next_checks(&app.database_url).await;
+    assert_eq!(checks.len(), 2, "{checks:?}");
+    assert!(
+        (44..=45).contains(&minutes_ahead(checks[0].1)),
+        "{checks:?}"
+    );
+    assert!(
+        (179..=180).contains(&minutes_ahead(checks[1].1)),
+        "{checks:?}"
+    );
+
+    // The start moves an hour back but the stored instants stay ahead: a
+    // pass that read every running clock would find the respond clock
+    // breached; this one does not look at it.
+    shift_clocks(&app.database_url, 61, true).await;
+    assert_eq!(drain(&mut ws, 600).await, Vec::<Value>::new());
+
+    // With the instants where an hour really gone would have left them, the
+    // warnings and the breach fire, once each.
+    shift_clocks(&app.database_url, 0, true).await;
+    age_clocks(&app.database_url, 61).await;
+    let events = drain(&mut ws, 1000).await;
+    assert_eq!(
+        summary(&events),
+        vec![
+            ("BREACHED".to_owned(), Value::Null, "RESPOND".to_owned()),
+            ("WARNING".to_owned(), json!(75), "RESPOND".to_owned()),
+            ("WARNING".to_owned(), json!(90), "RESPOND".to_owned()),
+        ],
+        "{events:?}"
+    );
+    // Nothing left for the respond clock; the resolve clock's next look
+    // (75 % of 240 min from an hour ago) is two hours ahead.
+    let checks = next_checks(&app.database_url).await;
+    assert_eq!(checks[0].1, None, "{checks:?}");
+    assert!(
+        (118..=120).contains(&minutes_ahead(checks[1].1)),
+        "{checks:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_calendar_change_that_brings_a_clock_forward_fires_it_at_once() {
+    use chrono::Datelike;
+    let app = TestApp::spawn_with(fast_worker).await;
+    let acme = app.customer("acme").await;
+    let svc = app
+        .service(json!({ "name": "Email", "status": "LIVE" }))
+        .await;
+    let svc = svc["id"].as_str().unwrap();
+    // One minute a week, three days from now: no business time in the last
+    // hours, and the respond target (60 business minutes) over a year ahead.
+    let day = (chrono::Utc::now() + chrono::Duration::days(3)).weekday();
+    let day = WEEKDAYS[day.num_days_from_monday() as usize];
+    let data = app
+        .ok(
+            &app.admin(),
+            CREATE_CALENDAR,
+            json!({ "i": { "name": "Rare", "timeZone": "UTC", "windows": [
+                { "weekday": day, "start": "00:00", "end": "00:01" }
+            ] } }),
+        )
+        .await;
+    let cal = data["createBusinessCalendar"]["id"].as_str().unwrap();
+    create_sla(&app, &acme, svc, cal).await;
+    let mut ws = listen_sla(&app, &app.agent()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.ok(
+        &app.agent(),
+        RAISE_P1,
+        json!({ "i": { "title": "Mail down", "impact": 1, "urgency": 1, "customerId": acme, "serviceId": svc } }),
+    )
+    .await;
+    age_clocks(&app.database_url, 61).await;
+    let checks = next_checks(&app.database_url).await;
+    assert!(minutes_ahead(checks[0].1) > 24 * 60, "{checks:?}");
+    assert_eq!(drain(&mut ws, 500).await, Vec::<Value>::new());
+
+    // Round the clock from now on: 61 minutes count, the respond clock is
+    // past its target and fires without waiting for its old instant.
+    let all: Vec<Value> = WEEKDAYS
+        .iter()
+        .map(|d| json!({ "weekday": d, "start": "00:00", "end": "24:00" }))
+        .collect();
+    app.ok(
+        &app.admin(),
+        "mutation($i: UpdateBusinessCalendarInput!) { updateBusinessCalendar(input: $i) { version } }",
+        json!({ "i": { "id": cal, "version": 1, "windows": all } }),
+    )
+    .await;
+    let events = drain(&mut ws, 1000).await;
+    assert_eq!(
+        summary(&events),
+        vec![
+            ("BREACHED".to_owned(), Value::Null, "RESPOND".to_owned()),
+            ("WARNING".to_owned(), json!(75), "RESPOND".to_owned()),
+            ("WARNING".to_owned(), json!(90), "RESPOND".to_owned()),
+        ],
+        "{events:?}"
+    );
+    // The resolve clock (61 of 240 min) is now looked at when 180 min are gone.
+    let checks = next_checks(&app.database_url).await;
+    assert!(
+        (118..=120).contains(&minutes_ahead(checks[1].1)),
+        "{checks:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_lower_warning_threshold_after_a_restart_fires_for_running_clocks() {
+    let mut first = TestApp::spawn_with(fast_worker).await;
+    let acme = first.customer("acme").await;
+    let svc = first
+        .service(json!({ "name": "Email", "status": "LIVE" }))
+        .await;
+    let svc = svc["id"].as_str().unwrap();
+    let cal = round_the_clock(&first).await;
+    create_sla(&first, &acme, svc, &cal).await;
+    first
+        .ok(
+            &first.agent(),
+            RAISE_P1,
+            json!({ "i": { "title": "Mail down", "impact": 1, "urgency": 1, "customerId": acme, "serviceId": svc } }),
+        )
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let _ = first.begin_shutdown().await;
+
+    // 29 of 60 minutes gone; restarted with a warning at 50 %.
+    age_clocks(&first.database_url, 29).await;
+    let url = first.database_url.clone();
+    let second = TestApp::spawn_with(move |c| {
+        fast_worker(c);
+        c.database.url = Some(url);
+        c.sla.warning_thresholds = vec![50, 90];
+    })
+    .await;
+    let mut ws = listen_sla(&second, &second.agent()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Rescheduled by the new thresholds: 50 % is a minute ahead (75 % was 16).
+    let checks = next_checks(&second.database_url).await;
+    assert!((0..=1).contains(&minutes_ahead(checks[0].1)), "{checks:?}");
+    assert_eq!(drain(&mut ws, 300).await, Vec::<Value>::new());
+
+    age_clocks(&second.database_url, 31).await;
+    let events = drain(&mut ws, 1000).await;
+    assert_eq!(
+        summary(&events),
+        vec![("WARNING".to_owned(), json!(50), "RESPOND".to_owned())],
+        "{events:?}"
+    );
 }
 
 #[tokio::test]

@@ -12,9 +12,12 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
 use entity::{
     business_calendar,
     enums::{AgreementKind, AgreementStatus, ClockKind, Priority},
-    organization, priority_rule, sla,
+    organization, priority_rule, sla, sla_clock,
 };
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Set, sea_query::Expr,
+};
 use serde::{Deserialize, Serialize};
 
 use self::calendar::{Calendar, Holiday, Window, format_hhmm, parse_time_zone};
@@ -115,15 +118,20 @@ pub fn calendar_of(row: &business_calendar::Model) -> AppResult<Calendar> {
     })
 }
 
-/// Parsed calendars of stored rows, by id and version (a row's version
-/// changes with every update, so an entry never serves stale windows).
+/// Parsed calendars of stored rows, by id, version and update time (a row's
+/// version changes with every update, so an entry never serves stale windows;
+/// the update time tells apart rows of different databases that share an id
+/// and version, as the tests' servers in one process do).
 /// Tabulated once per day, so reading a clock that has run for months costs
 /// a table scan rather than a walk over every day.
 static CALENDARS: std::sync::LazyLock<std::sync::Mutex<CalendarCache>> =
     std::sync::LazyLock::new(Default::default);
 
-/// (id, version) -> the calendar and when it was tabulated.
-type CalendarCache = HashMap<(i64, i32), (Arc<Calendar>, DateTime<Utc>)>;
+/// A stored version of a calendar: (id, version, updated_at).
+pub type CalendarKey = (i64, i32, DateTime<Utc>);
+
+/// The calendar of a stored version and when it was tabulated.
+type CalendarCache = HashMap<CalendarKey, (Arc<Calendar>, DateTime<Utc>)>;
 
 /// How many calendar versions [`calendar_cached`] keeps before starting over.
 const CACHED_CALENDARS: usize = 1024;
@@ -131,7 +139,7 @@ const CACHED_CALENDARS: usize = 1024;
 /// [`calendar_of`], parsed and tabulated once per stored version: for reads
 /// (clock fields), which may come by the hundred per request.
 pub fn calendar_cached(row: &business_calendar::Model) -> AppResult<Arc<Calendar>> {
-    let key = (row.id, row.version);
+    let key = (row.id, row.version, row.updated_at);
     if let Some(cal) = calendar_cached_by_key(key) {
         return Ok(cal);
     }
@@ -145,9 +153,9 @@ pub fn calendar_cached(row: &business_calendar::Model) -> AppResult<Arc<Calendar
     Ok(cal)
 }
 
-/// The cached calendar of a stored version (id, version), if [`calendar_cached`]
-/// tabulated it less than a day ago.
-pub fn calendar_cached_by_key(key: (i64, i32)) -> Option<Arc<Calendar>> {
+/// The cached calendar of a stored version, if [`calendar_cached`] tabulated
+/// it less than a day ago.
+pub fn calendar_cached_by_key(key: CalendarKey) -> Option<Arc<Calendar>> {
     let cache = CALENDARS.lock().unwrap_or_else(|e| e.into_inner());
     let (cal, built) = cache.get(&key)?;
     (Utc::now() - *built < chrono::Duration::days(1)).then(|| cal.clone())
@@ -296,7 +304,8 @@ pub struct CalendarPatch {
 }
 
 /// Changes a calendar. Running clocks use it from then on: their due times are
-/// recomputed on read and on their next change.
+/// recomputed on read and on their next change, and the breach worker looks
+/// at each of them at its next pass.
 pub async fn update_calendar(
     store: &Store,
     p: &Principal,
@@ -326,8 +335,36 @@ pub async fn update_calendar(
     let updated = save_versioned(&txn, p, &before, next)
         .await
         .map_err(|e| conflict_on_unique(e, CALENDAR_NAME_TAKEN))?;
+    if (&updated.time_zone, &updated.windows, &updated.holidays)
+        != (&before.time_zone, &before.windows, &before.holidays)
+    {
+        let agreements = sla::Entity::find()
+            .select_only()
+            .column(sla::Column::Id)
+            .filter(sla::Column::CalendarId.eq(updated.id))
+            .into_query();
+        recheck_clocks(&txn, sla_clock::Column::SlaId.in_subquery(agreements)).await?;
+    }
     txn.commit().await?;
     Ok(updated)
+}
+
+/// Makes the running clocks that `filter` selects due for the breach worker
+/// now: their calendar changed, so the instants stored with them may have
+/// moved (the worker recomputes them).
+async fn recheck_clocks<C: ConnectionTrait>(
+    db: &C,
+    filter: impl sea_orm::sea_query::IntoCondition,
+) -> AppResult<()> {
+    sla_clock::Entity::update_many()
+        .col_expr(sla_clock::Column::NextCheckAt, Expr::value(now()))
+        .filter(sla_clock::Column::StoppedAt.is_null())
+        .filter(sla_clock::Column::PausedSince.is_null())
+        .filter(sla_clock::Column::BreachFiredAt.is_null())
+        .filter(filter)
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------- priority matrix
@@ -714,6 +751,9 @@ pub async fn update_sla(store: &Store, p: &Principal, input: SlaPatch) -> AppRes
     apply_targets(&mut next, &input.targets, false)?;
     ensure_no_overlap(&txn, &next).await?;
     let updated = save_versioned(&txn, p, &before, next).await?;
+    if updated.calendar_id != before.calendar_id {
+        recheck_clocks(&txn, sla_clock::Column::SlaId.eq(updated.id)).await?;
+    }
     txn.commit().await?;
     Ok(updated)
 }
