@@ -211,23 +211,25 @@ where
     let mut selected = Vec::new();
     let mut params: Vec<V> = Vec::new();
     for c in <<A::Entity as EntityTrait>::Column as Iterable>::iter() {
-        let (ty, array) = match first.get(c).into_value() {
-            Some(V::Bool(_)) => ("boolean[]", ArrayType::Bool),
-            Some(V::Int(_)) => ("integer[]", ArrayType::Int),
-            Some(V::BigInt(_)) => ("bigint[]", ArrayType::BigInt),
-            Some(V::String(_)) => ("text[]", ArrayType::String),
-            Some(V::Json(_)) => ("jsonb[]", ArrayType::Json),
-            Some(V::ChronoDateTimeUtc(_)) => ("timestamptz[]", ArrayType::ChronoDateTimeUtc),
+        let Some(v0) = first.get(c).into_value() else {
+            continue;
+        };
+        let (ty, array) = match v0 {
+            V::Bool(_) => ("boolean[]", ArrayType::Bool),
+            V::Int(_) => ("integer[]", ArrayType::Int),
+            V::BigInt(_) => ("bigint[]", ArrayType::BigInt),
+            V::String(_) => ("text[]", ArrayType::String),
+            V::Json(_) => ("jsonb[]", ArrayType::Json),
+            V::ChronoDateTimeUtc(_) => ("timestamptz[]", ArrayType::ChronoDateTimeUtc),
             _ => continue,
         };
+        // A row that left the column unset gives it the null of its type.
+        let null = v0.as_null();
         let nullable = c.def().is_null();
         let mut values = Vec::with_capacity(rows.len());
         let mut nulls = Vec::with_capacity(if nullable { rows.len() } else { 0 });
         for row in rows {
-            let v = row
-                .get(c)
-                .into_value()
-                .unwrap_or_else(|| first_null(first, c));
+            let v = row.get(c).into_value().unwrap_or_else(|| null.clone());
             if v.is_some() {
                 values.push(v);
                 if nullable {
@@ -275,17 +277,6 @@ where
         .from_raw_sql(stmt)
         .all(db)
         .await
-}
-
-/// The null of a column's type, for a row that left it unset.
-fn first_null<A: sea_orm::ActiveModelTrait>(
-    first: &A,
-    c: <A::Entity as sea_orm::EntityTrait>::Column,
-) -> sea_orm::Value {
-    first
-        .get(c)
-        .into_value()
-        .map_or(sea_orm::Value::Bool(None), |v| v.as_null())
 }
 
 /// Inserts rows and answers them as stored, in as few statements as the
