@@ -935,6 +935,70 @@ async fn raised_alerts_emit_incident_changed_and_raise_alert_matches_the_endpoin
     assert_eq!(d["raiseAlert"]["incident"]["state"], "RESOLVED");
 }
 
+/// On PostgreSQL a delivery's events go to other server processes together
+/// (one NOTIFY transaction for all that queued): every event arrives, in
+/// order, and two equal events of one delivery stay two.
+#[tokio::test]
+async fn on_postgresql_a_deliverys_events_all_reach_another_server_process() {
+    if !is_postgres() {
+        // LISTEN/NOTIFY is PostgreSQL's; a SQLite server is a single process.
+        return;
+    }
+    let first = TestApp::spawn().await;
+    let s = setup(&first).await;
+    let (_, secret) = integration(&first, &s, "ALERTMANAGER", json!({})).await;
+    let url = first.database_url.clone();
+    let second = TestApp::spawn_with(move |c| c.database.url = Some(url)).await;
+    let jane = second.token("jane@acme", "acme", &["requester"]);
+    let mut ws = second.ws("graphql-transport-ws").await;
+    ws.init(&jane).await;
+    ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { incidentChanged { kind changedFields incident { title } } }" } }))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    let alerts: Vec<Value> = (1..=3)
+        .map(|n| am_alert("firing", &format!("fp-{n}"), "db-01", &format!("down {n}")))
+        .collect();
+    let (status, body) = deliver(&first, "alertmanager", Some(&secret), &am_body(alerts)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // fp-1 twice more in one delivery: two repeats, two equal events.
+    let twice = vec![
+        am_alert("firing", "fp-1", "db-01", "down 1"),
+        am_alert("firing", "fp-1", "db-01", "down 1"),
+    ];
+    let (status, body) = deliver(&first, "alertmanager", Some(&secret), &am_body(twice)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let msg = ws.json(10).await;
+        assert_eq!(msg["type"], "next", "{msg}");
+        let e = &msg["payload"]["data"]["incidentChanged"];
+        seen.push(format!(
+            "{} {}",
+            e["kind"].as_str().unwrap(),
+            e["incident"]["title"].as_str().unwrap()
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            "CREATED down 1",
+            "CREATED down 2",
+            "CREATED down 3",
+            "UPDATED down 1",
+            "UPDATED down 1"
+        ],
+        "every event, in order"
+    );
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), ws.json(5))
+            .await
+            .is_err(),
+        "no event arrives twice"
+    );
+}
+
 /// Every record a delivery writes (incident, clocks, CI link, alert row) has
 /// its `create` event whose snapshot is the record and whose changes set each
 /// field from null; a repeat's alert row has its `update` event.
