@@ -18,7 +18,10 @@ pub struct Model {
     /// The GraphQL type name of the record, e.g. `Service`.
     pub record_type: String,
     pub record_id: i64,
-    /// `{ field: { "before": .., "after": .. } }` for the fields that changed.
+    /// `{ field: { "before": .., "after": .. } }` for the fields that changed;
+    /// JSON `null` on a creation, whose changes are every field of `snapshot`
+    /// but the bookkeeping ones (`version`, `updated_at`, `name_key`,
+    /// `next_check_at`), from null (`domain::audit::changes_of`).
     /// `json`, not `jsonb`, on PostgreSQL: stored as written, never queried inside.
     #[sea_orm(column_type = "Json")]
     pub changes: Json,

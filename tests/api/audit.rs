@@ -347,7 +347,15 @@ async fn audit_json_columns_migrate_down_and_up_with_the_trail_intact() {
     };
     let (before, ty) = read().await;
     assert!(before.iter().any(|e| e.record_type == "Service"
-        && e.changes["name"] == json!({ "before": null, "after": "Email" })));
+        && servicegraph::domain::audit::changes_of(e)["name"]
+            == json!({ "before": null, "after": "Email" })));
+    assert!(
+        before
+            .iter()
+            .filter(|e| e.action == "create")
+            .all(|e| e.changes.is_null() && e.snapshot.is_some()),
+        "a creation stores its snapshot only"
+    );
     if is_postgres() {
         assert_eq!(ty, "json");
     }
