@@ -375,12 +375,12 @@ mod tests {
     /// as the diff from nothing; an update stores its diff.
     #[test]
     fn creation_changes_read_as_the_diff_from_nothing() {
-        #[derive(Serialize)]
+        #[derive(Serialize, Clone)]
         #[serde(rename_all = "snake_case")]
         enum State {
             InProgress,
         }
-        #[derive(Serialize)]
+        #[derive(Serialize, Clone)]
         struct Record {
             id: i64,
             title: String,
@@ -434,20 +434,10 @@ mod tests {
             })
         );
 
-        let mut later = record;
+        let before = record;
+        let mut later = before.clone();
         later.title = "Disk full".into();
         later.version = 2;
-        let before = Record {
-            id: 7,
-            title: "Disk \"full\" \u{1f} on db-01 \u{e9}".into(),
-            description: None,
-            state: State::InProgress,
-            labels: json!({ "job": "web", "z": [1, null] }),
-            resolved_at: None,
-            created_at: at,
-            version: 1,
-            updated_at: at,
-        };
         let (changes, snapshot) = event_texts(Some(&before), &later).unwrap();
         let expected = json!({ "title": { "before": "Disk \"full\" \u{1f} on db-01 \u{e9}", "after": "Disk full" } });
         assert_eq!(parse(&changes), expected);
