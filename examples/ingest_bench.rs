@@ -127,8 +127,12 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 
 /// One Alertmanager alert, written straight as JSON text: the senders stand
 /// for other machines, so they should cost this one as little as they can.
+/// Appended to the body's `alerts` array, after a comma unless it is the first.
 fn alert(out: &mut String, fp: &str, n: u64) {
     use std::fmt::Write;
+    if !out.ends_with('[') {
+        out.push(',');
+    }
     let severity = if n.is_multiple_of(10) {
         "critical"
     } else {
@@ -160,8 +164,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let base = base.trim_end_matches('/').to_owned();
             let name = format!("sg_ingest_{}", uuid::Uuid::new_v4().simple());
-            let admin = Database::connect(format!("{base}/postgres{params}")).await?;
-            admin_url = Some((format!("{base}/postgres{params}"), name.clone()));
+            let admin_db = format!("{base}/postgres{params}");
+            let admin = Database::connect(&admin_db).await?;
+            admin_url = Some((admin_db, name.clone()));
             admin
                 .execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await?;
@@ -324,9 +329,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let mut new_fps = Vec::with_capacity(fresh);
                 for _ in 0..fresh {
                     let fp = format!("s{s}-a{seq}");
-                    if count > 0 {
-                        body.push(',');
-                    }
                     alert(&mut body, &fp, seq);
                     count += 1;
                     new_fps.push(fp);
@@ -335,9 +337,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if !raised.is_empty() {
                     for r in 0..repeats {
                         let i = (batch_no as usize * 31 + r * 7919) % raised.len();
-                        if count > 0 {
-                            body.push(',');
-                        }
                         alert(&mut body, &raised[i], i as u64);
                         count += 1;
                     }

@@ -999,8 +999,9 @@ async fn on_postgresql_a_deliverys_events_all_reach_another_server_process() {
     );
 }
 
-/// The `changes` the API answers for the creation of `record_type` `id`.
-async fn api_changes(app: &TestApp, record_type: &str, id: i64) -> Value {
+/// The creation events of `record_type` as the API answers them (`changes`
+/// and `snapshot`).
+async fn api_creations(app: &TestApp, record_type: &str) -> Vec<Value> {
     let d = app
         .ok(
             &app.admin(),
@@ -1012,9 +1013,9 @@ async fn api_changes(app: &TestApp, record_type: &str, id: i64) -> Value {
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["action"] == "create" && e["snapshot"]["id"] == id)
-        .map(|e| e["changes"].clone())
-        .unwrap_or_else(|| panic!("no creation of {record_type} {id}"))
+        .filter(|e| e["action"] == "create")
+        .cloned()
+        .collect()
 }
 
 /// Every record a delivery writes (incident, clocks, CI link, alert row) has
@@ -1075,6 +1076,7 @@ async fn every_record_a_delivery_writes_is_in_the_audit_trail() {
         ("incident_alerts", "IncidentAlert", 2),
         ("incident_affected_cis", "IncidentAffectedCi", 1),
     ] {
+        let api = api_creations(&app, record_type).await;
         let ids: Vec<i64> = rows(&format!("SELECT id FROM {table} ORDER BY id"))
             .await
             .iter()
@@ -1091,7 +1093,10 @@ async fn every_record_a_delivery_writes_is_in_the_audit_trail() {
             assert_eq!(snapshot["id"], id, "{snapshot}");
             // Stored once, as the snapshot; the API answers the changes.
             assert!(stored.is_null(), "{record_type} {id}: {stored}");
-            let changes = &api_changes(&app, record_type, id).await;
+            let changes = &api
+                .iter()
+                .find(|e| e["snapshot"]["id"] == id)
+                .unwrap_or_else(|| panic!("no creation of {record_type} {id}"))["changes"];
             let fields = snapshot.as_object().unwrap();
             for (k, v) in fields {
                 if v.is_null() || ["version", "updated_at", "next_check_at"].contains(&k.as_str()) {
