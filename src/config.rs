@@ -155,7 +155,8 @@ pub struct IngestConfig {
     pub max_labels: usize,
     /// Longest label or annotation value, in bytes.
     pub max_value_bytes: usize,
-    /// A delivery with the same body within this time is a retry: nothing changes twice.
+    /// A delivery with the same body within this time, when every alert it
+    /// carries already holds in the current state, is a retry: nothing changes twice.
     #[serde(with = "humantime_serde")]
     pub retry_window: Duration,
     /// How long the delivery log (`ingestLog`) keeps its entries.

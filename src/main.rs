@@ -60,6 +60,10 @@ enum Command {
         /// Lifetime, e.g. `1h`, `30m`, `7d`.
         #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
         ttl: Duration,
+        /// The server's data directory, where development mode keeps its
+        /// secret (overrides `data_dir`; the default is `data` in the current directory).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Load data into the database.
     Seed {
@@ -152,10 +156,13 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
             roles,
             orgs,
             ttl,
+            data_dir,
         } => {
             let secret = match &config.auth.hs256_secret {
                 Some(s) => s.clone(),
-                None if config.auth.is_unconfigured() => dev::secret(&config.data_dir)?,
+                None if config.auth.is_unconfigured() => {
+                    dev::token_secret(data_dir.as_ref().unwrap_or(&config.data_dir))?
+                }
                 None => return Err("`token` signs with HS256: set auth.hs256_secret (SERVICEGRAPH_AUTH__HS256_SECRET)".into()),
             };
             let now = dev::unix_now();

@@ -870,48 +870,60 @@ async fn ingest_once(
     }
     lock_keys(&txn, locks).await?;
 
-    if let Some(h) = &body_hash {
-        let since = at - Duration::seconds(settings.retry_window.as_secs() as i64);
-        let earlier = ingest_delivery::Entity::find()
-            .filter(ingest_delivery::Column::IntegrationId.eq(integration.id))
-            .filter(ingest_delivery::Column::BodyHash.eq(h.as_str()))
-            .filter(ingest_delivery::Column::ReceivedAt.gte(since))
-            .filter(ingest_delivery::Column::HttpStatus.lt(300))
-            .order_by_desc(ingest_delivery::Column::Id)
-            .one(&txn)
-            .await?;
-        if let Some(earlier) = earlier {
-            let counts = Counts {
-                ignored: keyed.len() as i32,
-                ..Counts::default()
-            };
-            let log = log_delivery(
-                &txn,
-                Some(integration),
-                endpoint,
-                at,
-                200,
-                None,
-                keyed.len(),
-                &counts,
-                vec![format!(
-                    "a retry of delivery {} (same body): nothing changed",
-                    earlier.id
-                )],
-                started,
-            )
-            .await?;
-            txn.commit().await?;
-            return Ok(IngestOutcome {
-                delivery_id: log.id,
-                duplicate: true,
-                counts,
-                alerts: Vec::new(),
-            });
+    // The same body accepted within the retry window is a retry when it would
+    // change nothing: every alert already holds in the current state. A body
+    // equal to an earlier one after the state moved on (firing, resolved,
+    // firing again) is a new notification and is handled as one.
+    let earlier = match &body_hash {
+        Some(h) => {
+            let since = at - Duration::seconds(settings.retry_window.as_secs() as i64);
+            ingest_delivery::Entity::find()
+                .filter(ingest_delivery::Column::IntegrationId.eq(integration.id))
+                .filter(ingest_delivery::Column::BodyHash.eq(h.as_str()))
+                .filter(ingest_delivery::Column::ReceivedAt.gte(since))
+                .filter(ingest_delivery::Column::HttpStatus.lt(300))
+                .order_by_desc(ingest_delivery::Column::Id)
+                .one(&txn)
+                .await?
         }
+        None => None,
+    };
+    let status = if endpoint == "events" { 202 } else { 200 };
+    let mut states = load_states(&txn, customer, &keyed).await?;
+    if let Some(earlier) = earlier
+        && keyed
+            .iter()
+            .all(|(k, a)| already_holds(a.status, states.get(k)))
+    {
+        let counts = Counts {
+            ignored: keyed.len() as i32,
+            ..Counts::default()
+        };
+        let log = log_delivery(
+            &txn,
+            Some(integration),
+            endpoint,
+            at,
+            status,
+            None,
+            keyed.len(),
+            &counts,
+            vec![format!(
+                "a retry of delivery {} (same body): nothing changed",
+                earlier.id
+            )],
+            started,
+        )
+        .await?;
+        txn.commit().await?;
+        return Ok(IngestOutcome {
+            delivery_id: log.id,
+            duplicate: true,
+            counts,
+            alerts: Vec::new(),
+        });
     }
 
-    let mut states = load_states(&txn, customer, &keyed).await?;
     // A key twice in one delivery is handled in order: each round takes
     // at most one alert per key, so the bulk writes of a round never race
     // with themselves.
@@ -949,7 +961,6 @@ async fn ingest_once(
     for o in &outcomes {
         counts.add(o.action);
     }
-    let status = if endpoint == "events" { 202 } else { 200 };
     let log = log_delivery(
         &txn,
         Some(integration),
@@ -1058,6 +1069,21 @@ async fn load_states<C: ConnectionTrait>(
 
 fn is_open(s: IncidentState) -> bool {
     !matches!(s, IncidentState::Resolved | IncidentState::Closed)
+}
+
+/// Whether an alert reported as `status` already holds in its key's current
+/// state, so that handling it again would change nothing: a firing alert
+/// with its incident open and the alert firing; a resolve or acknowledge
+/// with no open incident or with the alert already in that status.
+fn already_holds(status: AlertStatus, state: Option<&KeyState>) -> bool {
+    let open = state.filter(|s| is_open(s.incident.state));
+    let reported = open.and_then(|s| s.alert.as_ref()).map(|a| a.status);
+    match status {
+        AlertStatus::Firing => reported == Some(AlertStatus::Firing),
+        AlertStatus::Resolved | AlertStatus::Acknowledged => {
+            open.is_none() || reported == Some(status)
+        }
+    }
 }
 
 /// CIs the alerts of a delivery may name: the tenant's and the provider's,

@@ -131,6 +131,39 @@ fn am_body(alerts: Vec<Value>) -> Value {
     })
 }
 
+/// Grafana alerting's webhook body (its documented example, trimmed).
+fn grafana_body(status: &str, fingerprint: &str) -> Value {
+    json!({
+        "receiver": "servicegraph",
+        "status": status,
+        "orgId": 1,
+        "alerts": [{
+            "status": status,
+            "labels": { "alertname": "High CPU", "grafana_folder": "Infra", "instance": "db-01" },
+            "annotations": { "summary": "CPU above 90 % on db-01" },
+            "startsAt": "2026-11-22T09:00:00Z",
+            "endsAt": if status == "resolved" { ts(Utc::now()) } else { "0001-01-01T00:00:00Z".to_owned() },
+            "generatorURL": "http://grafana/alerting/grafana/abc/view",
+            "fingerprint": fingerprint,
+            "silenceURL": "http://grafana/alerting/silence/new",
+            "dashboardURL": "http://grafana/d/abc",
+            "panelURL": "http://grafana/d/abc?viewPanel=1",
+            "values": { "B": 92.5, "C": 1 },
+            "valueString": "[ var='B' labels={instance=db-01} value=92.5 ]"
+        }],
+        "groupLabels": { "alertname": "High CPU" },
+        "commonLabels": { "alertname": "High CPU" },
+        "commonAnnotations": {},
+        "externalURL": "http://grafana/",
+        "version": "1",
+        "groupKey": "{}:{alertname=\"High CPU\"}",
+        "truncatedAlerts": 0,
+        "title": format!("[{}] High CPU", status.to_uppercase()),
+        "state": if status == "firing" { "alerting" } else { "ok" },
+        "message": "**Firing**"
+    })
+}
+
 async fn deliver(
     app: &TestApp,
     path: &str,
@@ -450,6 +483,174 @@ async fn a_retried_delivery_changes_nothing_twice_and_is_logged() {
         )
         .await;
     assert_eq!(code(&body), "FORBIDDEN");
+}
+
+/// A firing and a resolving delivery of one alert keyed `key`, as the sender
+/// of integration `kind` writes them: (endpoint, header secret, firing, resolved).
+fn fire_and_resolve(
+    kind: &str,
+    secret: &str,
+    key: &str,
+) -> (&'static str, Option<String>, Value, Value) {
+    match kind {
+        "ALERTMANAGER" => (
+            "alertmanager",
+            Some(secret.to_owned()),
+            am_body(vec![am_alert("firing", key, "db-01", "down")]),
+            am_body(vec![am_alert("resolved", key, "db-01", "down")]),
+        ),
+        "GRAFANA" => (
+            "grafana",
+            Some(secret.to_owned()),
+            grafana_body("firing", key),
+            grafana_body("resolved", key),
+        ),
+        _ => (
+            "events",
+            None,
+            // PagerDuty trigger bodies carry no timestamp: every re-trigger
+            // is byte for byte the first one.
+            json!({ "routing_key": secret, "event_action": "trigger", "dedup_key": key,
+                    "payload": { "summary": "Disk full on web-7", "source": "web-7", "severity": "critical" } }),
+            json!({ "routing_key": secret, "event_action": "resolve", "dedup_key": key }),
+        ),
+    }
+}
+
+/// Whether an answer says the delivery was a retry that changed nothing.
+fn was_duplicate(endpoint: &str, answer: &Value) -> bool {
+    if endpoint == "events" {
+        answer["message"] == "Event already processed"
+    } else {
+        answer["duplicate"] == true
+    }
+}
+
+/// The incidents an integration raised, newest first.
+async fn incidents_of(app: &TestApp, integration_name: &str) -> Vec<Value> {
+    incidents(app)
+        .await
+        .into_iter()
+        .filter(|i| i["alert"]["integration"]["name"] == integration_name)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_refire_after_a_resolve_reopens_or_opens_on_every_sender_format() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    // Per format: one integration with the default reopen window (the re-fire
+    // reopens) and one with none (the re-fire opens a new incident).
+    let mut cases = Vec::new();
+    for kind in ["ALERTMANAGER", "GRAFANA", "EVENTS_API"] {
+        for window in [None, Some(0)] {
+            let name = format!("{kind} window {window:?}");
+            let mut extra = json!({ "name": name });
+            if let Some(w) = window {
+                extra["reopenWindowSeconds"] = json!(w);
+            }
+            let (id, secret) = integration(&app, &s, kind, extra).await;
+            let key = format!("refire-{}-{}", kind.to_lowercase(), window.is_some());
+            let (endpoint, header, firing, resolved) = fire_and_resolve(kind, &secret, &key);
+            let firing = serde_json::to_vec(&firing).unwrap();
+            let (status, answer) =
+                deliver_raw(&app, endpoint, header.as_deref(), firing.clone()).await;
+            assert!(status.is_success(), "{kind}: {answer}");
+            let (status, answer) = deliver(&app, endpoint, header.as_deref(), &resolved).await;
+            assert!(status.is_success(), "{kind}: {answer}");
+            let list = incidents_of(&app, &name).await;
+            assert_eq!(list.len(), 1, "{kind}");
+            assert_eq!(list[0]["state"], "RESOLVED", "{kind}: {}", list[0]);
+            cases.push((kind, window, id, name, endpoint, header, firing));
+        }
+    }
+    // Past the zero reopen windows.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    for (kind, window, id, name, endpoint, header, firing) in &cases {
+        // The first delivery's bytes again, after the resolve: not a retry.
+        let (status, answer) = deliver_raw(&app, endpoint, header.as_deref(), firing.clone()).await;
+        assert!(status.is_success(), "{kind}: {answer}");
+        assert!(!was_duplicate(endpoint, &answer), "{kind}: {answer}");
+        let list = incidents_of(&app, name).await;
+        match window {
+            None => {
+                assert_eq!(list.len(), 1, "{kind}: reopened, not a second incident");
+                assert_eq!(list[0]["state"], "IN_PROGRESS", "{kind}: {}", list[0]);
+                assert_eq!(list[0]["alert"]["status"], "FIRING", "{kind}");
+                assert_eq!(list[0]["alert"]["reopenCount"], 1, "{kind}");
+                assert_eq!(list[0]["alert"]["alertCount"], 2, "{kind}");
+            }
+            Some(_) => {
+                assert_eq!(list.len(), 2, "{kind}: a new incident after the window");
+                let open: Vec<&Value> = list.iter().filter(|i| i["state"] != "RESOLVED").collect();
+                assert_eq!(open.len(), 1, "{kind}: {list:?}");
+                assert_eq!(open[0]["alert"]["status"], "FIRING", "{kind}");
+            }
+        }
+
+        // The same bytes straight away: now a retry, nothing changes twice.
+        let (status, answer) = deliver_raw(&app, endpoint, header.as_deref(), firing.clone()).await;
+        assert!(status.is_success(), "{kind}: {answer}");
+        assert!(was_duplicate(endpoint, &answer), "{kind}: {answer}");
+        let again = incidents_of(&app, name).await;
+        assert_eq!(again, list, "{kind}: the retry changed nothing");
+
+        // The log says what was answered: 202 on the events API, 200 on the webhooks.
+        let log = app
+            .ok(
+                &app.admin(),
+                "query($i: ID) { ingestLog(integrationId: $i, first: 10) { edges { node { httpStatus ignored errors } } } }",
+                json!({ "i": id }),
+            )
+            .await;
+        let entries = log["ingestLog"]["edges"].as_array().unwrap();
+        assert_eq!(entries.len(), 4, "{kind}: {log}");
+        let expected = if *endpoint == "events" { 202 } else { 200 };
+        for e in entries {
+            assert_eq!(e["node"]["httpStatus"], expected, "{kind}: {log}");
+        }
+        assert!(
+            entries[0]["node"]["errors"][0]
+                .as_str()
+                .unwrap()
+                .contains("retry"),
+            "{kind}: {log}"
+        );
+        assert_eq!(entries[1]["node"]["errors"], json!([]), "{kind}: {log}");
+    }
+}
+
+#[tokio::test]
+async fn one_body_sent_at_the_same_moment_makes_one_incident() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let (_, secret) = integration(&app, &s, "ALERTMANAGER", json!({})).await;
+    let body = serde_json::to_vec(&am_body(vec![am_alert(
+        "firing", "fp-same", "db-01", "down",
+    )]))
+    .unwrap();
+    let sends = (0..8).map(|_| deliver_raw(&app, "alertmanager", Some(&secret), body.clone()));
+    let results = futures_util::future::join_all(sends).await;
+    for (status, answer) in &results {
+        assert_eq!(*status, StatusCode::OK, "{answer}");
+    }
+    let created = results
+        .iter()
+        .filter(|(_, b)| b["alerts"][0]["action"] == "CREATED")
+        .count();
+    assert_eq!(created, 1, "{results:?}");
+    let retries = results
+        .iter()
+        .filter(|(_, b)| b["duplicate"] == true)
+        .count();
+    assert_eq!(
+        retries, 7,
+        "the others are retries of the first: {results:?}"
+    );
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["alert"]["alertCount"], 1);
 }
 
 #[tokio::test]
@@ -810,38 +1011,7 @@ async fn grafana_alerts_and_the_note_only_resolve_action() {
     let app = TestApp::spawn().await;
     let s = setup(&app).await;
     let (_, secret) = integration(&app, &s, "GRAFANA", json!({ "resolveAction": "NOTE" })).await;
-    // Grafana alerting's webhook body (its documented example, trimmed).
-    let grafana = |status: &str| {
-        json!({
-            "receiver": "servicegraph",
-            "status": status,
-            "orgId": 1,
-            "alerts": [{
-                "status": status,
-                "labels": { "alertname": "High CPU", "grafana_folder": "Infra", "instance": "db-01" },
-                "annotations": { "summary": "CPU above 90 % on db-01" },
-                "startsAt": "2026-11-22T09:00:00Z",
-                "endsAt": if status == "resolved" { ts(Utc::now()) } else { "0001-01-01T00:00:00Z".to_owned() },
-                "generatorURL": "http://grafana/alerting/grafana/abc/view",
-                "fingerprint": "c6eadffa33fcdf37",
-                "silenceURL": "http://grafana/alerting/silence/new",
-                "dashboardURL": "http://grafana/d/abc",
-                "panelURL": "http://grafana/d/abc?viewPanel=1",
-                "values": { "B": 92.5, "C": 1 },
-                "valueString": "[ var='B' labels={instance=db-01} value=92.5 ]"
-            }],
-            "groupLabels": { "alertname": "High CPU" },
-            "commonLabels": { "alertname": "High CPU" },
-            "commonAnnotations": {},
-            "externalURL": "http://grafana/",
-            "version": "1",
-            "groupKey": "{}:{alertname=\"High CPU\"}",
-            "truncatedAlerts": 0,
-            "title": format!("[{}] High CPU", status.to_uppercase()),
-            "state": if status == "firing" { "alerting" } else { "ok" },
-            "message": "**Firing**"
-        })
-    };
+    let grafana = |status: &str| grafana_body(status, "c6eadffa33fcdf37");
     let (status, b) = deliver(&app, "grafana", Some(&secret), &grafana("firing")).await;
     assert_eq!(status, StatusCode::OK, "{b}");
     let inc = incidents(&app).await.remove(0);

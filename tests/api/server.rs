@@ -136,6 +136,68 @@ async fn development_mode_generates_a_secret_seeds_demo_data_and_prints_an_admin
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
+#[tokio::test]
+async fn the_token_command_signs_with_the_servers_development_secret_and_never_invents_one() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_path_buf();
+    let app = TestApp::spawn_with(|c| {
+        c.auth.hs256_secret = None;
+        c.data_dir = data_dir.clone();
+    })
+    .await;
+    // Run from another directory, as an operator in their home would.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let token = |args: &[&str], env: &[(&str, &std::path::Path)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_servicegraph"));
+        cmd.current_dir(elsewhere.path())
+            .env_clear()
+            .args(["token", "--subject", "portal-bot"])
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("the binary runs")
+    };
+
+    let out = token(&[], &[]);
+    assert!(!out.status.success(), "no secret here: refused");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("dev-jwt-secret"), "{err}");
+    assert!(
+        err.contains("--data-dir"),
+        "says how to point at the server: {err}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(
+        !elsewhere.path().join("data").exists(),
+        "no secret invented"
+    );
+
+    let by_flag = token(&["--data-dir", data_dir.to_str().unwrap()], &[]);
+    let by_env = token(&[], &[("SERVICEGRAPH_DATA_DIR", data_dir.as_path())]);
+    for out in [by_flag, by_env] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let minted = String::from_utf8(out.stdout).unwrap();
+        let (status, body) = app
+            .post(
+                Some(minted.trim()),
+                &json!({ "query": "{ me { subject } }" }),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the running server accepts it: {body}"
+        );
+        assert_eq!(body["data"]["me"]["subject"], "portal-bot");
+    }
+}
+
 #[test]
 fn bad_configuration_is_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();
