@@ -14,7 +14,7 @@ use async_graphql::{
     BatchRequest, BatchResponse, Data,
     http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource, WebSocketProtocols},
 };
-use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::{
     Json, Router,
     body::Bytes,
@@ -48,6 +48,10 @@ use crate::{
     events::{DomainEvent, EventBus},
     graphql::{AppSchema, build_schema, context::SchemaData, loaders::Loaders},
 };
+
+mod idempotency;
+
+use idempotency::{Answer, Begin};
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -291,6 +295,10 @@ impl Application {
             },
             self.state.config.ingest.log_retention,
         )));
+        let _idempotency_pruner = AbortOnDrop(tokio::spawn(idempotency::run_pruner(
+            self.state.db.clone(),
+            self.state.config.idempotency.ttl,
+        )));
         // Other processes' events, on PostgreSQL.
         let _listener = self.state.relay_origin.clone().map(|origin| {
             AbortOnDrop(tokio::spawn(crate::relay::listen(
@@ -366,8 +374,13 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             REQUEST_ID_HEADER,
+            idempotency::IDEMPOTENCY_KEY,
         ])
-        .expose_headers([REQUEST_ID_HEADER])
+        .expose_headers([
+            REQUEST_ID_HEADER,
+            idempotency::IDEMPOTENT_REPLAYED,
+            header::RETRY_AFTER,
+        ])
         .max_age(Duration::from_secs(600));
     if origins.iter().any(|o| o == "*") {
         layer.allow_origin(AllowOrigin::any())
@@ -499,6 +512,11 @@ async fn execute(
             ),
         );
     }
+    // A request with an Idempotency-Key runs once per caller and key.
+    let claim = match idempotency::begin(&state, &principal, &headers, &body).await {
+        Begin::Execute(claim) => claim,
+        Begin::Respond(response) => return response,
+    };
     let operations: Vec<&str> = batch
         .iter()
         .filter_map(|r| r.operation_name.as_deref())
@@ -510,21 +528,27 @@ async fn execute(
     // The execution is a task of its own, so a client that hangs up does not
     // cancel it half way: a mutation still completes, and no statement or
     // pool checkout is abandoned mid-flight (sqlx's pool can then leave other
-    // waiters asleep until their acquire timeout).
+    // waiters asleep until their acquire timeout). The answer is stored
+    // under the idempotency claim in that task too, for the same reason.
     let loaders = Arc::new(Loaders::for_request(&state.db));
     let schema = state.schema.clone();
     let execution = async move {
-        crate::graphql::loaders::batched(schema.execute_batch(batch.data(principal).data(loaders)))
-            .await
+        let response = crate::graphql::loaders::batched(
+            schema.execute_batch(batch.data(principal).data(loaders)),
+        )
+        .await;
+        let answer = Answer::graphql(&with_codes(response));
+        idempotency::finish(claim, &answer).await;
+        answer
     };
-    let response = match detached(execution).await {
-        Ok(response) => response,
+    match detached(execution).await {
+        Ok(answer) => answer.into_response(),
+        // A panic: the claim, dropped with the task, released the key.
         Err(failed) => {
             let err: async_graphql::Error = failed.into();
-            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", &err.message);
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", &err.message)
         }
-    };
-    GraphQLResponse::from(with_codes(response)).into_response()
+    }
 }
 
 /// Runs `fut` as a task of its own, with this request's id and span, and

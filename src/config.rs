@@ -26,6 +26,7 @@ pub struct Config {
     pub provider: ProviderConfig,
     pub sla: SlaConfig,
     pub ingest: IngestConfig,
+    pub idempotency: IdempotencyConfig,
     pub dev: DevConfig,
 }
 
@@ -174,6 +175,16 @@ pub struct IngestConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct IdempotencyConfig {
+    /// Honour the `Idempotency-Key` header on POST /graphql; off, it is ignored.
+    pub enabled: bool,
+    /// How long a key's answer is kept for replay after the request ran.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DevConfig {
     /// In development mode (no key configured), load the demo data into an empty database.
     pub seed_demo: bool,
@@ -193,6 +204,7 @@ impl Default for Config {
             provider: ProviderConfig::default(),
             sla: SlaConfig::default(),
             ingest: IngestConfig::default(),
+            idempotency: IdempotencyConfig::default(),
             dev: DevConfig::default(),
         }
     }
@@ -293,6 +305,15 @@ impl Default for IngestConfig {
     }
 }
 
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ttl: Duration::from_secs(86_400),
+        }
+    }
+}
+
 impl Default for DevConfig {
     fn default() -> Self {
         Self { seed_demo: true }
@@ -368,6 +389,9 @@ impl Config {
         }
         if self.sla.worker_interval.is_zero() {
             return Err("sla.worker_interval must be above zero".into());
+        }
+        if self.idempotency.ttl.is_zero() {
+            return Err("idempotency.ttl must be above zero".into());
         }
         if self.database.max_connections == 0 {
             return Err("database.max_connections must be at least 1".into());

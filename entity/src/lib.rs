@@ -7,6 +7,7 @@ pub mod ci_class;
 pub mod ci_relationship;
 pub mod configuration_item;
 pub mod group_membership;
+pub mod idempotency_key;
 pub mod incident;
 pub mod incident_affected_ci;
 pub mod incident_alert;
@@ -33,6 +34,7 @@ pub mod prelude {
     pub use super::ci_relationship::Entity as CiRelationship;
     pub use super::configuration_item::Entity as ConfigurationItem;
     pub use super::group_membership::Entity as GroupMembership;
+    pub use super::idempotency_key::Entity as IdempotencyKey;
     pub use super::incident::Entity as Incident;
     pub use super::incident_affected_ci::Entity as IncidentAffectedCi;
     pub use super::incident_alert::Entity as IncidentAlert;

@@ -72,6 +72,16 @@ impl TestApp {
 
     /// Spawns with a configuration adjusted by `adjust` (HS256 with [`SECRET`] by default).
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start(fresh_database().await, adjust).await
+    }
+
+    /// Spawns another server on an existing database (a restart, or a second process).
+    pub async fn spawn_on(database_url: &str) -> Self {
+        Self::start(Some(database_url.to_owned()), |_| {}).await
+    }
+
+    /// `database_url`: `None` for a SQLite file in the server's own data dir.
+    async fn start(database_url: Option<String>, adjust: impl FnOnce(&mut Config)) -> Self {
         servicegraph::telemetry::init_for_tests();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
@@ -79,7 +89,7 @@ impl TestApp {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
-        config.database.url = fresh_database().await;
+        config.database.url = database_url;
         config.database.max_connections = 5;
         config.auth.hs256_secret = Some(SECRET.into());
         config.dev.seed_demo = false;

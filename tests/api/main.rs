@@ -9,6 +9,7 @@ mod auth;
 mod catalogue;
 mod cmdb;
 mod directory;
+mod idempotency;
 mod incident;
 mod ingest;
 mod limits;
