@@ -8,9 +8,16 @@ tokio::task_local! {
     pub static REQUEST_ID: String;
 }
 
-/// The current request id, if this task serves one.
+/// The longest request id kept: the `request_id` columns (delivery log,
+/// idempotency keys) hold 64 characters, and a client may send any
+/// `X-Request-Id`.
+const MAX_REQUEST_ID: usize = 64;
+
+/// The current request id, if this task serves one (its first 64 characters).
 pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(|id| id.clone()).ok()
+    REQUEST_ID
+        .try_with(|id| id.chars().take(MAX_REQUEST_ID).collect())
+        .ok()
 }
 
 /// Deliberately not `Display`: async-graphql converts every `Display` type into an

@@ -654,6 +654,36 @@ async fn one_body_sent_at_the_same_moment_makes_one_incident() {
 }
 
 #[tokio::test]
+async fn a_long_request_id_is_logged_shortened_not_refused() {
+    let app = TestApp::spawn().await;
+    let s = setup(&app).await;
+    let (id, secret) = integration(&app, &s, "ALERTMANAGER", json!({})).await;
+    let request_id = "r".repeat(300);
+    let resp = app
+        .client
+        .post(format!("{}/ingest/alertmanager", app.base))
+        .bearer_auth(&secret)
+        .header("x-request-id", &request_id)
+        .json(&am_body(vec![am_alert(
+            "firing", "fp-rid", "db-01", "down",
+        )]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let log = app
+        .ok(
+            &app.admin(),
+            "query($i: ID) { ingestLog(integrationId: $i, first: 1) { edges { node { requestId created } } } }",
+            json!({ "i": id }),
+        )
+        .await;
+    let entry = &log["ingestLog"]["edges"][0]["node"];
+    assert_eq!(entry["created"], 1);
+    assert_eq!(entry["requestId"], request_id[..64]);
+}
+
+#[tokio::test]
 async fn secrets_authenticate_one_integration_of_one_tenant() {
     let app = TestApp::spawn().await;
     let s = setup(&app).await;
