@@ -9,8 +9,9 @@
 //! body is refused (422 `IDEMPOTENCY_KEY_REUSED`), and so is the same key
 //! while its first request still runs (409 `IDEMPOTENCY_KEY_IN_FLIGHT`). A
 //! claim carries a lease, so one left by a process that died is taken over
-//! once the lease is over. Server faults release the claim, so a retry runs
-//! again; answers with errors of the caller's own making are kept.
+//! once the lease is over. A server fault before anything succeeded releases
+//! the claim, so a retry runs again; other answers are kept, those with
+//! errors of the caller's own making included.
 
 use std::time::Duration;
 
@@ -47,7 +48,8 @@ pub struct Answer {
     status: StatusCode,
     content_type: String,
     body: String,
-    /// A fault of the server's (INTERNAL, UNAVAILABLE): worth retrying, never stored.
+    /// A fault of the server's (INTERNAL, UNAVAILABLE) before anything
+    /// succeeded: worth retrying, never stored.
     server_fault: bool,
 }
 
@@ -55,14 +57,24 @@ impl Answer {
     /// The executed request's answer; `async_graphql_axum::GraphQLResponse`'s
     /// shape (the schema sets no cache hints or response headers).
     pub fn graphql(response: &BatchResponse) -> Self {
-        let errors: Vec<&async_graphql::ServerError> = match response {
-            BatchResponse::Single(r) => r.errors.iter().collect(),
-            BatchResponse::Batch(rs) => rs.iter().flat_map(|r| &r.errors).collect(),
+        let responses: Vec<&async_graphql::Response> = match response {
+            BatchResponse::Single(r) => vec![r],
+            BatchResponse::Batch(rs) => rs.iter().collect(),
         };
-        let server_fault = errors.iter().any(|e| {
+        let faulted = responses.iter().flat_map(|r| &r.errors).any(|e| {
             let code = e.extensions.as_ref().and_then(|x| x.get("code"));
             matches!(code, Some(async_graphql::Value::String(c)) if c == "INTERNAL" || c == "UNAVAILABLE")
         });
+        // Released for a retry only when nothing succeeded: a request whose
+        // first mutation committed before a later one failed is kept, so a
+        // retry cannot run the first one twice.
+        let nothing_done = responses.iter().all(|r| match &r.data {
+            async_graphql::Value::Object(fields) => {
+                fields.values().all(|v| *v == async_graphql::Value::Null)
+            }
+            other => *other == async_graphql::Value::Null,
+        });
+        let server_fault = faulted && nothing_done;
         match serde_json::to_string(response) {
             Ok(body) => Self {
                 status: StatusCode::OK,
