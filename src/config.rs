@@ -99,6 +99,10 @@ pub struct GraphqlConfig {
     pub introspection: bool,
     /// Largest `first` / `last` a connection accepts.
     pub max_page_size: usize,
+    /// Most directives on one field (async-graphql's own check, after parsing).
+    pub max_directives_per_field: usize,
+    /// Most directives in one document, counted before it is parsed.
+    pub max_directives: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -242,6 +246,8 @@ impl Default for GraphqlConfig {
             max_batch: 10,
             introspection: true,
             max_page_size: 100,
+            max_directives_per_field: 5,
+            max_directives: 100,
         }
     }
 }
@@ -358,6 +364,12 @@ impl Config {
         }
         if self.graphql.max_page_size == 0 || self.graphql.max_batch == 0 {
             return Err("graphql.max_page_size and graphql.max_batch must be at least 1".into());
+        }
+        if self.graphql.max_directives_per_field == 0 || self.graphql.max_directives == 0 {
+            return Err(
+                "graphql.max_directives_per_field and graphql.max_directives must be at least 1"
+                    .into(),
+            );
         }
         let t = &self.sla.warning_thresholds;
         if t.iter().any(|v| !(1..=99).contains(v)) || t.windows(2).any(|w| w[0] >= w[1]) {

@@ -8,6 +8,7 @@ pub mod context;
 pub mod directory;
 pub mod ids;
 pub mod incident;
+pub mod limits;
 pub mod loaders;
 pub mod monitoring;
 pub mod node;
@@ -63,6 +64,10 @@ pub fn schema_builder(config: &GraphqlConfig) -> SchemaBuilder<Query, Mutation, 
     .register_output_type::<node::Node>()
     .limit_depth(config.max_depth)
     .limit_complexity(config.max_complexity)
+    .limit_directives(config.max_directives_per_field)
+    .extension(limits::DirectiveLimit {
+        max: config.max_directives,
+    })
     .disable_suggestions();
     if !config.introspection {
         builder = builder.disable_introspection();
