@@ -5,6 +5,7 @@ pub mod audit;
 pub mod catalogue;
 pub mod cmdb;
 pub mod context;
+pub mod cost;
 pub mod directory;
 pub mod ids;
 pub mod incident;
