@@ -41,12 +41,16 @@ use tracing::Instrument;
 
 use crate::{
     auth::{Authenticator, Principal, principal_from_claims},
+    budget::{self, Budget, SessionCaller},
     config::Config,
     db,
     domain::{Store, directory},
     error::{AppError, REQUEST_ID},
     events::{DomainEvent, EventBus},
-    graphql::{AppSchema, build_schema, context::SchemaData, loaders::Loaders},
+    graphql::{
+        AppSchema, build_schema, context::SchemaData, cost::CostModel, loaders::Loaders,
+        pagination::DEFAULT_PAGE_SIZE,
+    },
 };
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -143,6 +147,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub tenants: Arc<TenantDirectory>,
     pub events: EventBus,
+    /// What each caller may still spend, in this process.
+    pub budget: Arc<Budget>,
     /// This process's id in relayed events; set on PostgreSQL only.
     pub relay_origin: Option<String>,
 }
@@ -236,6 +242,15 @@ impl Application {
                 ingest: config.ingest.clone(),
             },
         );
+        let budget = Budget::new(
+            &config.budget,
+            CostModel::new(
+                &schema.sdl(),
+                DEFAULT_PAGE_SIZE,
+                config.graphql.max_page_size,
+            ),
+            config.graphql.max_directives,
+        );
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -248,6 +263,7 @@ impl Application {
             auth: Arc::new(auth),
             tenants,
             events,
+            budget: Arc::new(budget),
             relay_origin: on_postgres.then_some(origin),
         };
         Ok(Self {
@@ -367,7 +383,14 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::CONTENT_TYPE,
             REQUEST_ID_HEADER,
         ])
-        .expose_headers([REQUEST_ID_HEADER])
+        .expose_headers([
+            REQUEST_ID_HEADER,
+            header::RETRY_AFTER,
+            budget::LIMIT,
+            budget::REMAINING,
+            budget::RESET,
+            budget::COST,
+        ])
         .max_age(Duration::from_secs(600));
     if origins.iter().any(|o| o == "*") {
         layer.allow_origin(AllowOrigin::any())
@@ -482,7 +505,7 @@ async fn execute(
             );
         }
     };
-    let batch = match parse_request(&body) {
+    let mut batch = match parse_request(&body) {
         Ok(b) => b,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, "VALIDATION", &message),
     };
@@ -499,6 +522,21 @@ async fn execute(
             ),
         );
     }
+    let receipt = match state.budget.admit_graphql(&principal, &mut batch) {
+        Ok(receipt) => receipt,
+        Err(refused) => {
+            tracing::info!(
+                organization = principal.organization_id,
+                "request over budget refused"
+            );
+            let message = refused.message();
+            return refused.stamp(error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                &message,
+            ));
+        }
+    };
     let operations: Vec<&str> = batch
         .iter()
         .filter_map(|r| r.operation_name.as_deref())
@@ -517,14 +555,13 @@ async fn execute(
         crate::graphql::loaders::batched(schema.execute_batch(batch.data(principal).data(loaders)))
             .await
     };
-    let response = match detached(execution).await {
-        Ok(response) => response,
+    receipt.stamp(match detached(execution).await {
+        Ok(response) => GraphQLResponse::from(with_codes(response)).into_response(),
         Err(failed) => {
             let err: async_graphql::Error = failed.into();
-            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", &err.message);
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", &err.message)
         }
-    };
-    GraphQLResponse::from(with_codes(response)).into_response()
+    })
 }
 
 /// Runs `fut` as a task of its own, with this request's id and span, and
@@ -697,9 +734,14 @@ async fn serve_ws(state: AppState, socket: WebSocket, protocol: GraphQLProtocol,
     };
     // Replay the init message so async-graphql acknowledges it as usual.
     let replay = futures_util::stream::once(async move { Ok(first) }).chain(stream);
+    let budget = state.budget.clone();
     GraphQLWebSocket::new_with_pair(sink, replay, state.schema.clone(), protocol)
         .on_connection_init(move |_| async move {
             let mut data = Data::default();
+            data.insert(SessionCaller {
+                principal: principal.clone(),
+                budget,
+            });
             data.insert(principal);
             Ok(data)
         })

@@ -26,6 +26,7 @@ pub struct Config {
     pub provider: ProviderConfig,
     pub sla: SlaConfig,
     pub ingest: IngestConfig,
+    pub budget: BudgetConfig,
     pub dev: DevConfig,
 }
 
@@ -175,6 +176,20 @@ pub struct IngestConfig {
     pub flap_window: Duration,
 }
 
+/// What each caller may spend per window, in this process (see `budget`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    pub enabled: bool,
+    /// The time in which a whole budget comes back (a token bucket refilling steadily).
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// GraphQL cost points per caller (tenant and subject) and window.
+    pub graphql_points: u64,
+    /// Alerts per integration and window on the ingest endpoints.
+    pub ingest_alerts: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DevConfig {
@@ -196,6 +211,7 @@ impl Default for Config {
             provider: ProviderConfig::default(),
             sla: SlaConfig::default(),
             ingest: IngestConfig::default(),
+            budget: BudgetConfig::default(),
             dev: DevConfig::default(),
         }
     }
@@ -298,6 +314,17 @@ impl Default for IngestConfig {
     }
 }
 
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window: Duration::from_secs(60),
+            graphql_points: 1_000_000,
+            ingest_alerts: 60_000,
+        }
+    }
+}
+
 impl Default for DevConfig {
     fn default() -> Self {
         Self { seed_demo: true }
@@ -379,6 +406,13 @@ impl Config {
         }
         if self.sla.worker_interval.is_zero() {
             return Err("sla.worker_interval must be above zero".into());
+        }
+        let b = &self.budget;
+        if b.window.is_zero() || b.graphql_points == 0 || b.ingest_alerts == 0 {
+            return Err(
+                "budget.window, budget.graphql_points and budget.ingest_alerts must be above zero"
+                    .into(),
+            );
         }
         if self.database.max_connections == 0 {
             return Err("database.max_connections must be at least 1".into());

@@ -76,9 +76,13 @@ pub fn schema_builder(config: &GraphqlConfig) -> SchemaBuilder<Query, Mutation, 
     builder
 }
 
-/// The serving schema, with the store and loaders every resolver shares.
+/// The serving schema, with the store and loaders every resolver shares, and
+/// the budget charged for each operation a WebSocket starts.
 pub fn build_schema(config: &GraphqlConfig, data: context::SchemaData) -> AppSchema {
-    schema_builder(config).data(Arc::new(data)).finish()
+    schema_builder(config)
+        .extension(crate::budget::ChargeSessionOperations)
+        .data(Arc::new(data))
+        .finish()
 }
 
 /// The SDL portal teams code against (`schema.graphql`).
