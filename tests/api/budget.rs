@@ -313,3 +313,35 @@ async fn the_headers_are_exposed_to_browsers_and_absent_when_disabled() {
     assert_eq!(status, StatusCode::OK);
     assert!(h.get("x-ratelimit-remaining").is_none(), "{h:?}");
 }
+
+#[tokio::test]
+async fn the_default_budget_admits_a_handful_of_the_largest_requests_a_minute() {
+    let app = TestApp::spawn().await;
+    let me = portal();
+    // 100 aliases of a full page with clocks, timeline and affected CIs: within
+    // the complexity limit (100 × 17), but 100 × (1 + 100 × 16) points.
+    let page = "incidents(first: 100) { nodes { id number title state priority clocks { kind dueAt met } timeline { kind body } affectedCis { id name } } }";
+    let aliases: String = (0..100).map(|i| format!("a{i}: {page} ")).collect();
+    let query = format!("{{ {aliases} }}");
+    for n in 1..=6u64 {
+        let (status, h, body) = graphql(&app, &me, &query, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "request {n}: {body}");
+        assert!(body.get("errors").is_none(), "{body}");
+        let (limit, remaining, cost) = standing(&h);
+        assert_eq!((limit, cost), (1_000_000, 160_100));
+        assert!(remaining >= 1_000_000 - n * 160_100, "{remaining}");
+    }
+    let (status, h, body) = graphql(&app, &me, &query, json!({})).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(num(&h, "retry-after") >= 5);
+    // The portal's list of 50 still fits, and costs 50 × its row.
+    let (status, h, _) = graphql(
+        &app,
+        &me,
+        "{ incidents(first: 50) { pageInfo { hasNextPage endCursor } edges { cursor node { id number title state priority } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(num(&h, "x-ratelimit-cost"), 1 + 3 + 50 * (1 + 1 + 1 + 5));
+}
