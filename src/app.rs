@@ -525,16 +525,12 @@ async fn execute(
     let receipt = match state.budget.admit_graphql(&principal, &mut batch) {
         Ok(receipt) => receipt,
         Err(refused) => {
-            tracing::info!(
-                organization = principal.organization_id,
-                "request over budget refused"
-            );
-            let message = refused.message();
-            return refused.stamp(error_response(
+            let answer = error_response(
                 StatusCode::TOO_MANY_REQUESTS,
                 "RATE_LIMITED",
-                &message,
-            ));
+                &refused.message(),
+            );
+            return refused.stamp(answer);
         }
     };
     let operations: Vec<&str> = batch

@@ -70,11 +70,19 @@ impl Budget {
             .iter_mut()
             .map(|r| self.cost.of_request(r, self.max_directives))
             .fold(0, u64::saturating_add);
-        limiter.charge(
+        let charged = limiter.charge(
             (caller.organization_id, caller.subject.clone()),
             cost,
             Instant::now(),
-        )
+        );
+        if charged.is_err() {
+            tracing::info!(
+                organization = caller.organization_id,
+                cost,
+                "request over budget refused"
+            );
+        }
+        charged
     }
 
     /// Charges one operation (a WebSocket's subscribe) to its caller.
@@ -87,19 +95,35 @@ impl Budget {
             return Ok(Receipt(None));
         };
         let cost = self.cost.of_request(request, self.max_directives);
-        limiter.charge(
+        let charged = limiter.charge(
             (caller.organization_id, caller.subject.clone()),
             cost,
             Instant::now(),
-        )
+        );
+        if charged.is_err() {
+            tracing::info!(
+                organization = caller.organization_id,
+                cost,
+                "operation over budget refused"
+            );
+        }
+        charged
     }
 
     /// Charges an ingest delivery of `alerts` alerts (at least 1) to its integration.
     pub fn admit_ingest(&self, integration_id: i64, alerts: usize) -> Result<Receipt, Refusal> {
-        match &self.ingest {
-            None => Ok(Receipt(None)),
-            Some(limiter) => limiter.charge(integration_id, alerts.max(1) as u64, Instant::now()),
+        let Some(limiter) = &self.ingest else {
+            return Ok(Receipt(None));
+        };
+        let charged = limiter.charge(integration_id, alerts.max(1) as u64, Instant::now());
+        if charged.is_err() {
+            tracing::info!(
+                integration = integration_id,
+                alerts,
+                "delivery over budget refused"
+            );
         }
+        charged
     }
 }
 
@@ -274,11 +298,6 @@ impl Extension for ChargeSessionOperations {
                 .budget
                 .admit_operation(&caller.principal, &mut request)
         {
-            tracing::info!(
-                organization = caller.principal.organization_id,
-                cost = refused.standing.cost,
-                "operation over budget refused"
-            );
             return Err(refused.into_server_error());
         }
         next.run(ctx, request).await

@@ -180,18 +180,13 @@ async fn handle(state: AppState, endpoint: Endpoint, headers: HeaderMap, body: B
     let receipt = match state.budget.admit_ingest(integration.id, alerts) {
         Ok(receipt) => receipt,
         Err(refused) => {
-            tracing::info!(
-                integration = integration.id,
-                alerts,
-                "delivery over budget refused"
-            );
-            let message = refused.message();
-            return refused.stamp(refuse(
+            let answer = refuse(
                 endpoint,
                 StatusCode::TOO_MANY_REQUESTS,
                 "RATE_LIMITED",
-                &message,
-            ));
+                &refused.message(),
+            );
+            return refused.stamp(answer);
         }
     };
     let parsed = match parsed {
