@@ -41,12 +41,16 @@ use tracing::Instrument;
 
 use crate::{
     auth::{Authenticator, Principal, principal_from_claims},
+    budget::{self, Budget, SessionCaller},
     config::Config,
     db,
     domain::{Store, directory},
     error::{AppError, REQUEST_ID},
     events::{DomainEvent, EventBus},
-    graphql::{AppSchema, build_schema, context::SchemaData, loaders::Loaders},
+    graphql::{
+        AppSchema, build_schema, context::SchemaData, cost::CostModel, loaders::Loaders,
+        pagination::DEFAULT_PAGE_SIZE,
+    },
 };
 
 mod idempotency;
@@ -147,6 +151,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub tenants: Arc<TenantDirectory>,
     pub events: EventBus,
+    /// What each caller may still spend, in this process.
+    pub budget: Arc<Budget>,
     /// This process's id in relayed events; set on PostgreSQL only.
     pub relay_origin: Option<String>,
 }
@@ -240,6 +246,15 @@ impl Application {
                 ingest: config.ingest.clone(),
             },
         );
+        let budget = Budget::new(
+            &config.budget,
+            CostModel::new(
+                &schema.sdl(),
+                DEFAULT_PAGE_SIZE,
+                config.graphql.max_page_size,
+            ),
+            config.graphql.max_directives,
+        );
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -252,6 +267,7 @@ impl Application {
             auth: Arc::new(auth),
             tenants,
             events,
+            budget: Arc::new(budget),
             relay_origin: on_postgres.then_some(origin),
         };
         Ok(Self {
@@ -378,8 +394,12 @@ fn cors(origins: &[String]) -> CorsLayer {
         ])
         .expose_headers([
             REQUEST_ID_HEADER,
-            idempotency::IDEMPOTENT_REPLAYED,
             header::RETRY_AFTER,
+            idempotency::IDEMPOTENT_REPLAYED,
+            budget::LIMIT,
+            budget::REMAINING,
+            budget::RESET,
+            budget::COST,
         ])
         .max_age(Duration::from_secs(600));
     if origins.iter().any(|o| o == "*") {
@@ -495,7 +515,7 @@ async fn execute(
             );
         }
     };
-    let batch = match parse_request(&body) {
+    let mut batch = match parse_request(&body) {
         Ok(b) => b,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, "VALIDATION", &message),
     };
@@ -512,10 +532,21 @@ async fn execute(
             ),
         );
     }
+    let receipt = match state.budget.admit_graphql(&principal, &mut batch) {
+        Ok(receipt) => receipt,
+        Err(refused) => {
+            let answer = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                &refused.message(),
+            );
+            return refused.stamp(answer);
+        }
+    };
     // A request with an Idempotency-Key runs once per caller and key.
     let claim = match idempotency::begin(&state, &principal, &headers, &body).await {
         Begin::Execute(claim) => claim,
-        Begin::Respond(response) => return response,
+        Begin::Respond(response) => return receipt.stamp(response),
     };
     let operations: Vec<&str> = batch
         .iter()
@@ -541,14 +572,14 @@ async fn execute(
         idempotency::finish(claim, &answer).await;
         answer
     };
-    match detached(execution).await {
+    receipt.stamp(match detached(execution).await {
         Ok(answer) => answer.into_response(),
         // A panic: the claim, dropped with the task, released the key.
         Err(failed) => {
             let err: async_graphql::Error = failed.into();
             error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", &err.message)
         }
-    }
+    })
 }
 
 /// Runs `fut` as a task of its own, with this request's id and span, and
@@ -721,9 +752,14 @@ async fn serve_ws(state: AppState, socket: WebSocket, protocol: GraphQLProtocol,
     };
     // Replay the init message so async-graphql acknowledges it as usual.
     let replay = futures_util::stream::once(async move { Ok(first) }).chain(stream);
+    let budget = state.budget.clone();
     GraphQLWebSocket::new_with_pair(sink, replay, state.schema.clone(), protocol)
         .on_connection_init(move |_| async move {
             let mut data = Data::default();
+            data.insert(SessionCaller {
+                principal: principal.clone(),
+                budget,
+            });
             data.insert(principal);
             Ok(data)
         })

@@ -27,6 +27,7 @@ pub struct Config {
     pub sla: SlaConfig,
     pub ingest: IngestConfig,
     pub idempotency: IdempotencyConfig,
+    pub budget: BudgetConfig,
     pub dev: DevConfig,
 }
 
@@ -100,6 +101,10 @@ pub struct GraphqlConfig {
     pub introspection: bool,
     /// Largest `first` / `last` a connection accepts.
     pub max_page_size: usize,
+    /// Most directives on one field (async-graphql's own check, after parsing).
+    pub max_directives_per_field: usize,
+    /// Most directives in one document, counted before it is parsed.
+    pub max_directives: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,6 +178,20 @@ pub struct IngestConfig {
     pub flap_window: Duration,
 }
 
+/// What each caller may spend per window, in this process (see `budget`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    pub enabled: bool,
+    /// The time in which a whole budget comes back (a token bucket refilling steadily).
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// GraphQL cost points per caller (tenant and subject) and window.
+    pub graphql_points: u64,
+    /// Alerts per integration and window on the ingest endpoints.
+    pub ingest_alerts: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdempotencyConfig {
@@ -205,6 +224,7 @@ impl Default for Config {
             sla: SlaConfig::default(),
             ingest: IngestConfig::default(),
             idempotency: IdempotencyConfig::default(),
+            budget: BudgetConfig::default(),
             dev: DevConfig::default(),
         }
     }
@@ -255,6 +275,8 @@ impl Default for GraphqlConfig {
             max_batch: 10,
             introspection: true,
             max_page_size: 100,
+            max_directives_per_field: 5,
+            max_directives: 100,
         }
     }
 }
@@ -310,6 +332,17 @@ impl Default for IdempotencyConfig {
         Self {
             enabled: true,
             ttl: Duration::from_secs(86_400),
+        }
+    }
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window: Duration::from_secs(60),
+            graphql_points: 1_000_000,
+            ingest_alerts: 60_000,
         }
     }
 }
@@ -381,6 +414,12 @@ impl Config {
         if self.graphql.max_page_size == 0 || self.graphql.max_batch == 0 {
             return Err("graphql.max_page_size and graphql.max_batch must be at least 1".into());
         }
+        if self.graphql.max_directives_per_field == 0 || self.graphql.max_directives == 0 {
+            return Err(
+                "graphql.max_directives_per_field and graphql.max_directives must be at least 1"
+                    .into(),
+            );
+        }
         let t = &self.sla.warning_thresholds;
         if t.iter().any(|v| !(1..=99).contains(v)) || t.windows(2).any(|w| w[0] >= w[1]) {
             return Err(
@@ -392,6 +431,13 @@ impl Config {
         }
         if self.idempotency.ttl.is_zero() {
             return Err("idempotency.ttl must be above zero".into());
+        }
+        let b = &self.budget;
+        if b.window.is_zero() || b.graphql_points == 0 || b.ingest_alerts == 0 {
+            return Err(
+                "budget.window, budget.graphql_points and budget.ingest_alerts must be above zero"
+                    .into(),
+            );
         }
         if self.database.max_connections == 0 {
             return Err("database.max_connections must be at least 1".into());

@@ -5,9 +5,11 @@ pub mod audit;
 pub mod catalogue;
 pub mod cmdb;
 pub mod context;
+pub mod cost;
 pub mod directory;
 pub mod ids;
 pub mod incident;
+pub mod limits;
 pub mod loaders;
 pub mod monitoring;
 pub mod node;
@@ -63,6 +65,10 @@ pub fn schema_builder(config: &GraphqlConfig) -> SchemaBuilder<Query, Mutation, 
     .register_output_type::<node::Node>()
     .limit_depth(config.max_depth)
     .limit_complexity(config.max_complexity)
+    .limit_directives(config.max_directives_per_field)
+    .extension(limits::DirectiveLimit {
+        max: config.max_directives,
+    })
     .disable_suggestions();
     if !config.introspection {
         builder = builder.disable_introspection();
@@ -70,9 +76,13 @@ pub fn schema_builder(config: &GraphqlConfig) -> SchemaBuilder<Query, Mutation, 
     builder
 }
 
-/// The serving schema, with the store and loaders every resolver shares.
+/// The serving schema, with the store and loaders every resolver shares, and
+/// the budget charged for each operation a WebSocket starts.
 pub fn build_schema(config: &GraphqlConfig, data: context::SchemaData) -> AppSchema {
-    schema_builder(config).data(Arc::new(data)).finish()
+    schema_builder(config)
+        .extension(crate::budget::ChargeSessionOperations)
+        .data(Arc::new(data))
+        .finish()
 }
 
 /// The SDL portal teams code against (`schema.graphql`).

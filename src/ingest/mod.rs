@@ -6,7 +6,9 @@
 //!
 //! Status codes tell senders whether to retry: 2xx only after commit; 4xx
 //! for what will never be accepted (401 bad secret, 400 malformed or
-//! over-limit content, 413 too large); 5xx only when a retry can help.
+//! over-limit content, 413 too large); 429 with `Retry-After` when the
+//! integration's budget (`budget.ingest_alerts`) is spent; 5xx only when a
+//! retry can help.
 
 mod payload;
 
@@ -170,11 +172,33 @@ async fn handle(state: AppState, endpoint: Endpoint, headers: HeaderMap, body: B
             message,
         );
     };
+    // Charged before the delivery is looked at further: a malformed one
+    // costs a write to the ingest log too.
+    let alerts = parsed
+        .as_ref()
+        .map_or_else(|r| r.alerts, |p| p.alerts.len());
+    let receipt = match state.budget.admit_ingest(integration.id, alerts) {
+        Ok(receipt) => receipt,
+        Err(refused) => {
+            let answer = refuse(
+                endpoint,
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                &refused.message(),
+            );
+            return refused.stamp(answer);
+        }
+    };
     let parsed = match parsed {
         Ok(p) => p,
         Err(refusal) => {
             log_refusal(&state, &integration, endpoint, &refusal, started).await;
-            return refuse(endpoint, refusal.status, "VALIDATION", &refusal.message);
+            return receipt.stamp(refuse(
+                endpoint,
+                refusal.status,
+                "VALIDATION",
+                &refusal.message,
+            ));
         }
     };
     tracing::debug!(
@@ -206,10 +230,10 @@ async fn handle(state: AppState, endpoint: Endpoint, headers: HeaderMap, body: B
         .await
     };
     let result = crate::app::detached(delivery).await.and_then(|r| r);
-    match result {
+    receipt.stamp(match result {
         Ok(outcome) => accepted(endpoint, first_key, &outcome),
         Err(e) => failure(endpoint, e),
-    }
+    })
 }
 
 async fn log_refusal(
@@ -311,9 +335,14 @@ fn too_large(endpoint: Endpoint, limit: usize) -> Response {
 /// `{status, code, message}` for the webhooks.
 fn refuse(endpoint: Endpoint, status: StatusCode, code: &str, message: &str) -> Response {
     let body = if endpoint == Endpoint::Events {
+        let (status_text, summary) = match status {
+            StatusCode::UNAUTHORIZED => ("unauthorized", "Invalid routing key"),
+            StatusCode::TOO_MANY_REQUESTS => ("throttled", "Too many events, retry later"),
+            _ => ("invalid event", "Event object is invalid"),
+        };
         json!({
-            "status": if status == StatusCode::UNAUTHORIZED { "unauthorized" } else { "invalid event" },
-            "message": if status == StatusCode::UNAUTHORIZED { "Invalid routing key" } else { "Event object is invalid" },
+            "status": status_text,
+            "message": summary,
             "errors": [message],
             "code": code,
         })

@@ -1,4 +1,4 @@
-//! Request limits: depth, complexity, batch size, body size, suggestions,
+//! Request limits: depth, complexity, directives, batch size, body size, suggestions,
 //! introspection, malformed requests. Each answered with a stable code.
 
 use reqwest::StatusCode;
@@ -153,4 +153,69 @@ async fn introspection_is_on_by_default_and_can_be_disabled() {
         data["me"]["subject"], "admin@provider",
         "ordinary queries still work"
     );
+}
+
+#[tokio::test]
+async fn directives_are_limited_per_field_and_per_document() {
+    let app = TestApp::spawn().await;
+    let few = "{ me { subject @skip(if: false) @include(if: true) } }";
+    let data = app.ok(&app.admin(), few, json!({})).await;
+    assert_eq!(data["me"]["subject"], "admin@provider");
+
+    // Six on one field: async-graphql's own limit (5 by default).
+    let six = format!("{{ me {{ subject {} }} }}", "@skip(if: false) ".repeat(6));
+    let body = app.gql(&app.admin(), &six, json!({})).await;
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert!(message(&body).contains("directives"), "{body}");
+
+    // Within the per-field limit, but too many in the document (100 by default).
+    let fields: String = (0..101)
+        .map(|i| format!("f{i}: subject @skip(if: false) "))
+        .collect();
+    let body = app
+        .gql(&app.admin(), &format!("{{ me {{ {fields} }} }}"), json!({}))
+        .await;
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert!(
+        message(&body).contains("101 directives, at most 100"),
+        "{body}"
+    );
+
+    // 50,000 on one field (850 kB): refused before parsing, quickly.
+    let flood = format!("{{ __typename {} }}", "@skip(if: false) ".repeat(50_000));
+    let started = std::time::Instant::now();
+    let body = app.gql(&app.admin(), &flood, json!({})).await;
+    let took = started.elapsed();
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert!(message(&body).contains("50000 directives"), "{body}");
+    assert!(
+        took < std::time::Duration::from_millis(500),
+        "refusing took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn directive_limits_are_configurable() {
+    let app = TestApp::spawn_with(|c| {
+        c.graphql.max_directives_per_field = 1;
+        c.graphql.max_directives = 2;
+    })
+    .await;
+    let body = app
+        .gql(
+            &app.admin(),
+            "{ me { subject @skip(if: false) @include(if: true) } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    let body = app
+        .gql(
+            &app.admin(),
+            "{ me { a: subject @skip(if: false) b: subject @skip(if: false) c: subject @skip(if: false) } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert!(message(&body).contains("at most 2"), "{body}");
 }

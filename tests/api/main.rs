@@ -6,6 +6,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod budget;
 mod catalogue;
 mod cmdb;
 mod directory;

@@ -272,6 +272,16 @@ fn the_example_configuration_file_is_valid_and_states_the_defaults() {
         )
     );
     assert_eq!(i.flap_threshold, d.flap_threshold);
+    let (g, dg) = (&config.graphql, &defaults.graphql);
+    assert_eq!(
+        (g.max_directives_per_field, g.max_directives),
+        (dg.max_directives_per_field, dg.max_directives)
+    );
+    let (b, db) = (&config.budget, &defaults.budget);
+    assert_eq!(
+        (b.enabled, b.window, b.graphql_points, b.ingest_alerts),
+        (db.enabled, db.window, db.graphql_points, db.ingest_alerts)
+    );
 }
 
 /// A mutation that is waiting on the database when shutdown begins still
