@@ -385,7 +385,10 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    if db::is_ready(&state.db).await {
+    // A connection whose peer went silent would otherwise hold the probe.
+    let timeout = state.config.database.connect_timeout;
+    let ready = tokio::time::timeout(timeout, db::is_ready(&state.db)).await;
+    if ready.unwrap_or(false) {
         Json(json!({ "status": "ready" })).into_response()
     } else {
         (
@@ -404,6 +407,32 @@ async fn graphiql() -> Html<String> {
             .title("ServiceGraph")
             .finish(),
     )
+}
+
+/// Seconds a client is asked to wait before retrying when the database is unavailable.
+pub(crate) const RETRY_AFTER_SECONDS: &str = "5";
+
+/// The answer to a request that failed before it could execute (its
+/// principal could not be resolved, its task failed): 503 with Retry-After
+/// when the database is unavailable, else 500; logged, with the request id.
+fn failure_response(err: AppError) -> Response {
+    let unavailable = err.is_unavailable();
+    let err = async_graphql::Error::from(err);
+    let mut error = async_graphql::ServerError::new(err.message, None);
+    error.extensions = err.extensions;
+    let status = if unavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    let mut response = (status, Json(json!({ "errors": [error] }))).into_response();
+    if unavailable {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+    }
+    response
 }
 
 /// A response carrying GraphQL errors outside of execution (auth, parsing, limits).
@@ -459,10 +488,7 @@ async fn execute(
         Err(AppError::Unauthenticated(m)) => {
             return error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &m);
         }
-        Err(other) => {
-            let err: async_graphql::Error = other.into();
-            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", &err.message);
-        }
+        Err(other) => return failure_response(other),
     };
     let body = match body {
         Ok(b) => b,
@@ -519,12 +545,27 @@ async fn execute(
     };
     let response = match detached(execution).await {
         Ok(response) => response,
-        Err(failed) => {
-            let err: async_graphql::Error = failed.into();
-            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", &err.message);
-        }
+        Err(failed) => return failure_response(failed),
     };
-    GraphQLResponse::from(with_codes(response)).into_response()
+    let response = with_codes(response);
+    let responses = match &response {
+        BatchResponse::Single(r) => std::slice::from_ref(r),
+        BatchResponse::Batch(rs) => rs.as_slice(),
+    };
+    let unavailable = responses
+        .iter()
+        .flat_map(|r| &r.errors)
+        .any(|e| error_code(e) == Some("UNAVAILABLE"));
+    let mut response = GraphQLResponse::from(response).into_response();
+    if unavailable {
+        // Executed, so answered 200 as GraphQL over HTTP asks; the header
+        // still tells clients and proxies when to retry.
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+    }
+    response
 }
 
 /// Runs `fut` as a task of its own, with this request's id and span, and
@@ -559,6 +600,13 @@ fn parse_request(body: &[u8]) -> Result<BatchRequest, String> {
         );
     }
     serde_json::from_value(value).map_err(|e| format!("request body is not a GraphQL request: {e}"))
+}
+
+fn error_code(err: &async_graphql::ServerError) -> Option<&str> {
+    match err.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => Some(code),
+        _ => None,
+    }
 }
 
 /// Errors raised by the GraphQL engine itself (syntax, unknown fields, wrong
@@ -684,6 +732,14 @@ async fn serve_ws(state: AppState, socket: WebSocket, protocol: GraphQLProtocol,
     };
     let principal = match principal {
         Ok(p) => p,
+        Err(e) if e.is_unavailable() => {
+            let _ = async_graphql::Error::from(e); // logs it
+            if legacy {
+                let msg = json!({ "type": "connection_error", "payload": { "message": "Service unavailable; retry later" } });
+                let _ = sink.send(Message::Text(msg.to_string().into())).await;
+            }
+            return close(&mut sink, 1013, "Try again later").await;
+        }
         Err(e) => {
             tracing::info!(reason = %e.message(), "WebSocket refused");
             if legacy {
