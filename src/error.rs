@@ -61,7 +61,11 @@ impl AppError {
     }
 
     pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::Internal(Box::new(err))
+        let err = Self::Internal(Box::new(err));
+        if err.is_unavailable() {
+            crate::db::note_outage();
+        }
+        err
     }
 
     /// The database error behind an `INTERNAL` error, if that is what it is
