@@ -12,15 +12,15 @@ use crate::{helpers::*, sla};
 const CREATE_INTEGRATION: &str = "mutation($i: CreateIntegrationInput!) { createIntegration(input: $i) { secret integration { id version name kind secretHint active organization { code } } } }";
 const INCIDENTS: &str = "query { incidents(first: 50) { totalCount edges { node { id number title state priority source resolvedAt resolutionCode description customer { code } service { name } affectedCis { name } clocks { kind stoppedAt } timeline { kind body } assignmentGroup { name } alert { dedupKey status alertCount reopenCount flapping flapCount labels annotations firstSeenAt lastSeenAt endedAt integration { name } } } } } }";
 
-struct Setup {
-    acme: String,
-    service: String,
-    group: String,
+pub struct Setup {
+    pub acme: String,
+    pub service: String,
+    pub group: String,
 }
 
 /// Acme subscribes to a live "Payments" service with a 24x7 SLA; a CI
 /// `db-01` belongs to Acme; a provider group "NOC" exists.
-async fn setup(app: &TestApp) -> Setup {
+pub async fn setup(app: &TestApp) -> Setup {
     let acme = app.customer("acme").await;
     let svc = app
         .service(json!({ "name": "Payments", "status": "LIVE" }))
@@ -51,7 +51,7 @@ async fn setup(app: &TestApp) -> Setup {
 
 /// Creates an integration for Acme routing `severity=critical` to impact 1 /
 /// urgency 1 with CIs from the `instance` label; `extra` overrides fields.
-async fn integration(app: &TestApp, s: &Setup, kind: &str, extra: Value) -> (String, String) {
+pub async fn integration(app: &TestApp, s: &Setup, kind: &str, extra: Value) -> (String, String) {
     let mut input = json!({
         "organizationId": s.acme,
         "name": format!("{kind} prod"),
@@ -97,7 +97,7 @@ fn ts(t: DateTime<Utc>) -> String {
 }
 
 /// An Alertmanager v4 alert as its webhook sends it.
-fn am_alert(status: &str, fingerprint: &str, instance: &str, summary: &str) -> Value {
+pub fn am_alert(status: &str, fingerprint: &str, instance: &str, summary: &str) -> Value {
     let now = Utc::now();
     json!({
         "status": status,
@@ -111,7 +111,7 @@ fn am_alert(status: &str, fingerprint: &str, instance: &str, summary: &str) -> V
 }
 
 /// Alertmanager's webhook body (version 4) around `alerts`.
-fn am_body(alerts: Vec<Value>) -> Value {
+pub fn am_body(alerts: Vec<Value>) -> Value {
     let status = if alerts.iter().any(|a| a["status"] == "firing") {
         "firing"
     } else {

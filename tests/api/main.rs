@@ -3,12 +3,14 @@
 //! One binary with a module per process or concern, so the suite links once.
 
 mod helpers;
+mod proxy;
 
 mod audit;
 mod auth;
 mod catalogue;
 mod cmdb;
 mod directory;
+mod faults;
 mod incident;
 mod ingest;
 mod limits;
