@@ -126,6 +126,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.sla.worker_enabled = false;
     let provider_code = config.provider.code.clone();
     let app = Application::build(config).await?;
+    let worker_actor = servicegraph::domain::directory::system_principal(app.state.provider_id);
     let store = Store {
         db: app.state.db.clone(),
         events: app.state.events.clone(),
@@ -256,12 +257,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // --- (c) the breach worker ---------------------------------------------
     let mut passes = Vec::new();
+    let (_running, never_stop) = tokio::sync::watch::channel(false);
     for label in ["first pass", "second pass"] {
         let cpu = cpu_time();
         let wall = Instant::now();
-        let fired = servicegraph::domain::sla::worker::pass(&store, servicegraph::domain::now())
-            .await
-            .map_err(|e| e.message())?;
+        let fired = servicegraph::domain::sla::worker::pass(
+            &store,
+            &worker_actor,
+            servicegraph::domain::now(),
+            &never_stop,
+        )
+        .await
+        .map_err(|e| e.message())?;
         let (wall, cpu) = (wall.elapsed(), cpu_time().saturating_sub(cpu));
         println!(
             "breach worker, {} running clocks, {label}: {fired} events, wall {:.0} ms, CPU {:.0} ms",

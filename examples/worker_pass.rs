@@ -17,7 +17,7 @@ use clap::Parser;
 use servicegraph::{
     config::Config,
     db,
-    domain::{Store, now, sla::worker},
+    domain::{Store, directory, now, sla::worker},
     events::EventBus,
 };
 
@@ -63,6 +63,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         wall.elapsed().as_secs_f64(),
         load()
     );
+    let provider =
+        directory::ensure_provider(&database, &config.provider.code, &config.provider.name)
+            .await
+            .map_err(|e| e.message())?;
+    let actor = directory::system_principal(provider);
+    let (_running, never_stop) = tokio::sync::watch::channel(false);
     let store = Store {
         db: database,
         events: EventBus::default(),
@@ -74,7 +80,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| e.message())?;
     for i in 1..=args.passes {
         let (wall, cpu) = (Instant::now(), cpu_time());
-        let fired = worker::pass(&store, now()).await.map_err(|e| e.message())?;
+        let fired = worker::pass(&store, &actor, now(), &never_stop)
+            .await
+            .map_err(|e| e.message())?;
         println!(
             "pass {i}: {fired} events, wall {:.0} ms, CPU {:.0} ms (load {})",
             wall.elapsed().as_secs_f64() * 1000.0,

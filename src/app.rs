@@ -12,9 +12,9 @@ use std::{
 
 use async_graphql::{
     BatchRequest, BatchResponse, Data,
-    http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource, WebSocketProtocols},
+    http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource, WebSocketProtocols, WsMessage},
 };
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use async_graphql_axum::GraphQLProtocol;
 use axum::{
     Json, Router,
     body::Bytes,
@@ -30,7 +30,10 @@ use axum::{
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
-use tokio::{net::TcpListener, sync::RwLock};
+use tokio::{
+    net::TcpListener,
+    sync::{RwLock, watch},
+};
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -155,6 +158,11 @@ pub struct AppState {
     pub budget: Arc<Budget>,
     /// This process's id in relayed events; set on PostgreSQL only.
     pub relay_origin: Option<String>,
+    /// The provider organization (the actor of the server's own changes).
+    pub provider_id: i64,
+    /// Set at shutdown once subscriptions have delivered their last events:
+    /// each WebSocket (holding a receiver) then closes with 1001.
+    ws_closing: Arc<watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -269,6 +277,8 @@ impl Application {
             events,
             budget: Arc::new(budget),
             relay_origin: on_postgres.then_some(origin),
+            provider_id,
+            ws_closing: Arc::new(watch::Sender::new(false)),
         };
         Ok(Self {
             listener,
@@ -284,60 +294,89 @@ impl Application {
             .expect("bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish
-    /// (for at most `http.shutdown_grace`).
+    /// Serves until `shutdown` resolves, then, within `http.shutdown_grace`:
+    /// lets in-flight requests finish, lets the SLA worker finish the clock
+    /// it is at, sends the last events to other processes, delivers them to
+    /// this process's subscribers and closes their sockets (1001, so clients
+    /// reconnect and subscribe again elsewhere).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let grace = self.state.config.http.shutdown_grace;
-        let sla = &self.state.config.sla;
-        // Ends with the server: dropping the guard aborts the worker task.
-        let _worker = sla.worker_enabled.then(|| {
+        let state = self.state;
+        let grace = state.config.http.shutdown_grace;
+        let sla = &state.config.sla;
+        let store = || Store {
+            db: state.db.clone(),
+            events: state.events.clone(),
+            sla_thresholds: sla.warning_thresholds.as_slice().into(),
+        };
+        let (stop_worker, stopping) = watch::channel(false);
+        let mut worker = sla.worker_enabled.then(|| {
             AbortOnDrop(tokio::spawn(crate::domain::sla::worker::run(
-                Store {
-                    db: self.state.db.clone(),
-                    events: self.state.events.clone(),
-                    sla_thresholds: sla.warning_thresholds.as_slice().into(),
-                },
+                store(),
                 sla.worker_interval,
+                directory::system_principal(state.provider_id),
+                stopping,
             )))
         });
         let _pruner = AbortOnDrop(tokio::spawn(crate::domain::monitoring::run_pruner(
-            Store {
-                db: self.state.db.clone(),
-                events: self.state.events.clone(),
-                sla_thresholds: sla.warning_thresholds.as_slice().into(),
-            },
-            self.state.config.ingest.log_retention,
+            store(),
+            state.config.ingest.log_retention,
         )));
         let _idempotency_pruner = AbortOnDrop(tokio::spawn(idempotency::run_pruner(
-            self.state.db.clone(),
-            self.state.config.idempotency.ttl,
+            state.db.clone(),
+            state.config.idempotency.ttl,
         )));
         // Other processes' events, on PostgreSQL.
-        let _listener = self.state.relay_origin.clone().map(|origin| {
+        let _listener = state.relay_origin.clone().map(|origin| {
             AbortOnDrop(tokio::spawn(crate::relay::listen(
-                self.state.config.database_url(),
-                self.state.db.clone(),
-                self.state.events.clone(),
+                state.config.database_url(),
+                state.db.clone(),
+                state.events.clone(),
                 origin,
             )))
         });
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (begun, mut shutdown_begun) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
-            let _ = tx.send(());
+            let _ = begun.send(());
         });
         let mut server = std::pin::pin!(server.into_future());
-        tokio::select! {
-            res = &mut server => res,
-            _ = async { let _ = rx.await; tokio::time::sleep(grace).await } => {
-                tracing::warn!("shutdown grace period over; stopping with requests still in flight");
-                Ok(())
-            }
+        let ended = tokio::select! {
+            biased;
+            res = &mut server => Some(res),
+            _ = &mut shutdown_begun => None,
+        };
+        let deadline = tokio::time::Instant::now() + grace;
+        let _ = stop_worker.send(true);
+        let result = match ended {
+            Some(res) => res,
+            None => tokio::time::timeout_at(deadline, &mut server)
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::warn!(
+                        "shutdown grace period over; stopping with requests still in flight"
+                    );
+                    Ok(())
+                }),
+        };
+        if let Some(AbortOnDrop(task)) = &mut worker
+            && tokio::time::timeout_at(deadline, task).await.is_err()
+        {
+            tracing::warn!("shutdown grace period over; stopping the SLA worker mid-clock");
         }
+        let delivered = async {
+            state.events.flush().await;
+            state.events.close().await;
+            state.ws_closing.send_replace(true);
+            state.ws_closing.closed().await;
+        };
+        if tokio::time::timeout_at(deadline, delivered).await.is_err() {
+            tracing::warn!("shutdown grace period over; subscribers may miss the last events");
+        }
+        result
     }
 }
 
@@ -418,7 +457,10 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    if db::is_ready(&state.db).await {
+    // A connection whose peer went silent would otherwise hold the probe.
+    let timeout = state.config.database.connect_timeout;
+    let ready = tokio::time::timeout(timeout, db::is_ready(&state.db)).await;
+    if ready.unwrap_or(false) {
         Json(json!({ "status": "ready" })).into_response()
     } else {
         (
@@ -437,6 +479,32 @@ async fn graphiql() -> Html<String> {
             .title("ServiceGraph")
             .finish(),
     )
+}
+
+/// Seconds a client is asked to wait before retrying when the database is unavailable.
+pub(crate) const RETRY_AFTER_SECONDS: &str = "5";
+
+/// The answer to a request that failed before it could execute (its
+/// principal could not be resolved, its task failed): 503 with Retry-After
+/// when the database is unavailable, else 500; logged, with the request id.
+fn failure_response(err: AppError) -> Response {
+    let unavailable = err.is_unavailable();
+    let err = async_graphql::Error::from(err);
+    let mut error = async_graphql::ServerError::new(err.message, None);
+    error.extensions = err.extensions;
+    let status = if unavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    let mut response = (status, Json(json!({ "errors": [error] }))).into_response();
+    if unavailable {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+    }
+    response
 }
 
 /// A response carrying GraphQL errors outside of execution (auth, parsing, limits).
@@ -492,10 +560,7 @@ async fn execute(
         Err(AppError::Unauthenticated(m)) => {
             return error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", &m);
         }
-        Err(other) => {
-            let err: async_graphql::Error = other.into();
-            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", &err.message);
-        }
+        Err(other) => return failure_response(other),
     };
     let body = match body {
         Ok(b) => b,
@@ -575,10 +640,7 @@ async fn execute(
     receipt.stamp(match detached(execution).await {
         Ok(answer) => answer.into_response(),
         // A panic: the claim, dropped with the task, released the key.
-        Err(failed) => {
-            let err: async_graphql::Error = failed.into();
-            error_response(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", &err.message)
-        }
+        Err(failed) => failure_response(failed),
     })
 }
 
@@ -616,6 +678,13 @@ fn parse_request(body: &[u8]) -> Result<BatchRequest, String> {
     serde_json::from_value(value).map_err(|e| format!("request body is not a GraphQL request: {e}"))
 }
 
+fn error_code(err: &async_graphql::ServerError) -> Option<&str> {
+    match err.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => Some(code),
+        _ => None,
+    }
+}
+
 /// Errors raised by the GraphQL engine itself (syntax, unknown fields, wrong
 /// argument types, limits) carry no code; they are all the caller's input.
 fn with_codes(mut response: BatchResponse) -> BatchResponse {
@@ -642,18 +711,19 @@ fn with_codes(mut response: BatchResponse) -> BatchResponse {
 async fn graphql_ws(
     State(state): State<AppState>,
     headers: HeaderMap,
-    protocol: GraphQLProtocol,
+    // Refuses a handshake that offers no protocol we speak.
+    _offered: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     // The same choice GraphQLProtocol made: the first protocol offered that we speak.
-    let legacy = headers
+    let protocol = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
         .and_then(|list| {
             list.split(',')
                 .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
         })
-        == Some(WebSocketProtocols::SubscriptionsTransportWS);
+        .unwrap_or(WebSocketProtocols::GraphQLWS);
     let span = tracing::Span::current();
     // Subscription traffic is small messages: tungstenite's default 128 KiB
     // read and write buffers per connection would cost ~150 KB of memory per
@@ -665,7 +735,7 @@ async fn graphql_ws(
         .read_buffer_size(1024)
         .write_buffer_size(4 * 1024)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| serve_ws(state, socket, protocol, legacy).instrument(span))
+        .on_upgrade(move |socket| serve_ws(state, socket, protocol).instrument(span))
 }
 
 async fn close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &str) {
@@ -699,8 +769,11 @@ fn init_token(payload: &Value) -> Option<String> {
 }
 
 /// Authenticates a WebSocket from its `connection_init` message (4408 when none
-/// comes in time, 4403 for a bad token), then hands it to async-graphql.
-async fn serve_ws(state: AppState, socket: WebSocket, protocol: GraphQLProtocol, legacy: bool) {
+/// comes in time, 4403 for a bad token, 1013 when the database is
+/// unavailable), then serves it with async-graphql until either side closes
+/// or the server shuts down.
+async fn serve_ws(state: AppState, socket: WebSocket, protocol: WebSocketProtocols) {
+    let legacy = protocol == WebSocketProtocols::SubscriptionsTransportWS;
     let (mut sink, mut stream) = socket.split();
     let wait = state.config.http.ws_init_timeout;
     let first = tokio::time::timeout(wait, async {
@@ -739,6 +812,14 @@ async fn serve_ws(state: AppState, socket: WebSocket, protocol: GraphQLProtocol,
     };
     let principal = match principal {
         Ok(p) => p,
+        Err(e) if e.is_unavailable() => {
+            let _ = async_graphql::Error::from(e); // logs it
+            if legacy {
+                let msg = json!({ "type": "connection_error", "payload": { "message": "Service unavailable; retry later" } });
+                let _ = sink.send(Message::Text(msg.to_string().into())).await;
+            }
+            return close(&mut sink, 1013, "Try again later").await;
+        }
         Err(e) => {
             tracing::info!(reason = %e.message(), "WebSocket refused");
             if legacy {
@@ -751,9 +832,17 @@ async fn serve_ws(state: AppState, socket: WebSocket, protocol: GraphQLProtocol,
         }
     };
     // Replay the init message so async-graphql acknowledges it as usual.
-    let replay = futures_util::stream::once(async move { Ok(first) }).chain(stream);
+    let input = futures_util::stream::once(async move { Ok(first) })
+        .chain(stream)
+        .take_while(|m| futures_util::future::ready(m.is_ok()))
+        .filter_map(|m| {
+            futures_util::future::ready(match m {
+                Ok(m @ (Message::Text(_) | Message::Binary(_))) => Some(m.into_data()),
+                _ => None,
+            })
+        });
     let budget = state.budget.clone();
-    GraphQLWebSocket::new_with_pair(sink, replay, state.schema.clone(), protocol)
+    let outgoing = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
         .on_connection_init(move |_| async move {
             let mut data = Data::default();
             data.insert(SessionCaller {
@@ -762,7 +851,40 @@ async fn serve_ws(state: AppState, socket: WebSocket, protocol: GraphQLProtocol,
             });
             data.insert(principal);
             Ok(data)
-        })
-        .serve()
-        .await;
+        });
+    let mut outgoing = std::pin::pin!(outgoing);
+    let mut closing = state.ws_closing.subscribe();
+    loop {
+        let message = tokio::select! {
+            m = outgoing.next() => m,
+            _ = async { let _ = closing.wait_for(|c| *c).await; } => {
+                // Shutdown: every event published before it has been sent.
+                return close(&mut sink, 1001, "Server shutting down").await;
+            }
+        };
+        let message = match message {
+            None => return,
+            Some(WsMessage::Text(text)) => {
+                // At shutdown the subscriptions' streams end; a `complete`
+                // would tell the client the subscription is over, when it
+                // should subscribe again once reconnected.
+                if state.events.is_closing() && is_complete(&text) {
+                    continue;
+                }
+                Message::Text(text.into())
+            }
+            Some(WsMessage::Close(code, reason)) => Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })),
+        };
+        if sink.send(message).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn is_complete(message: &str) -> bool {
+    serde_json::from_str::<Value>(message)
+        .is_ok_and(|v| v.get("type").and_then(Value::as_str) == Some("complete"))
 }

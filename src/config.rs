@@ -236,7 +236,7 @@ impl Default for DatabaseConfig {
             url: None,
             max_connections: 16,
             min_connections: 1,
-            connect_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
             migrate_on_start: true,
         }
     }

@@ -1,7 +1,10 @@
 //! Database connections: the embedded SQLite default or PostgreSQL, migrations,
 //! and the one way to open a write transaction.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -51,6 +54,21 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, String> {
             .ok()
             .and_then(|u| u.port())
             .unwrap_or(5432);
+        // After an outage the pool still holds the connections that were
+        // idle when it began, dead: each would fail one request before it
+        // is dropped. Those idle since before the last outage seen are
+        // pinged first (a failed ping drops it and the pool takes another).
+        opts.map_sqlx_postgres_before_acquire(|conn, meta| {
+            Box::pin(async move {
+                let outage = LAST_OUTAGE_MS.load(Ordering::Relaxed);
+                let idle_since = unix_ms().saturating_sub(meta.idle_for.as_millis() as u64);
+                if outage != 0 && idle_since <= outage {
+                    use sea_orm::sqlx::Connection;
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        });
         opts.map_sqlx_postgres_pool_opts(move |pool| {
             pool.after_connect(move |_conn, _meta| {
                 Box::pin(async move {
@@ -63,6 +81,22 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, String> {
     Database::connect(opts)
         .await
         .map_err(|e| format!("cannot connect to the database: {}", redact(&e.to_string())))
+}
+
+/// When a statement last failed because the database could not be reached
+/// (milliseconds since the Unix epoch; 0: never).
+static LAST_OUTAGE_MS: AtomicU64 = AtomicU64::new(0);
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Notes that the database could not be reached just now: pooled
+/// connections idle since before are checked before their next use.
+pub fn note_outage() {
+    LAST_OUTAGE_MS.store(unix_ms(), Ordering::Relaxed);
 }
 
 /// sqlx 0.9 no longer turns Nagle's algorithm off on its TCP sockets

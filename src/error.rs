@@ -68,7 +68,11 @@ impl AppError {
     }
 
     pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::Internal(Box::new(err))
+        let err = Self::Internal(Box::new(err));
+        if err.is_unavailable() {
+            crate::db::note_outage();
+        }
+        err
     }
 
     /// The database error behind an `INTERNAL` error, if that is what it is
@@ -87,10 +91,7 @@ impl AppError {
     /// The database could not be reached, or no pooled connection came free in
     /// time (`database.connect_timeout`): the same request can succeed later.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self.db_err(),
-            Some(sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_))
-        )
+        self.db_err().is_some_and(is_unavailable)
     }
 
     /// A unique index refused a write (a concurrent writer got there first).
@@ -126,6 +127,28 @@ impl AppError {
             Self::Internal(_) if self.is_unavailable() => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
+    }
+}
+
+/// Whether a database error says the database could not be reached, or the
+/// connection broke under a statement (the server went away, the network
+/// dropped it), rather than that the statement itself was wrong.
+pub fn is_unavailable(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx::Error};
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match &**e {
+                Error::Io(_) | Error::Tls(_) | Error::PoolTimedOut | Error::PoolClosed => true,
+                // PostgreSQL: connection exceptions (class 08), shutting
+                // down or starting up (57P01-57P03), too many connections.
+                Error::Database(d) => d.code().is_some_and(|c| {
+                    c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300")
+                }),
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 
@@ -167,7 +190,7 @@ impl From<AppError> for async_graphql::Error {
 mod tests {
     use std::sync::Arc;
 
-    use sea_orm::{ConnAcquireErr, DbErr};
+    use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr};
 
     use super::AppError;
 
@@ -179,6 +202,13 @@ mod tests {
         let loaded =
             AppError::internal(Arc::new(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)));
         assert_eq!(loaded.code(), "UNAVAILABLE");
+        // A connection that broke under a statement: the database went away.
+        let cut = sea_orm::sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        let cut = AppError::from(DbErr::Query(RuntimeErr::SqlxError(Arc::new(cut))));
+        assert_eq!(cut.code(), "UNAVAILABLE");
+        let decode = sea_orm::sqlx::Error::ColumnNotFound("x".into());
+        let decode = AppError::from(DbErr::Query(RuntimeErr::SqlxError(Arc::new(decode))));
+        assert_eq!(decode.code(), "INTERNAL");
         let other = AppError::from(DbErr::Custom("syntax error at or near".into()));
         assert_eq!(other.code(), "INTERNAL");
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// What happened to a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,21 +86,36 @@ pub enum DomainEvent {
     SlaEvent(Box<SlaClockEvent>),
 }
 
+/// What the relay to other processes is handed, in order.
+pub enum Relayed {
+    Event(Arc<DomainEvent>),
+    /// Answered once every event handed over before it was sent.
+    Flush(oneshot::Sender<()>),
+}
+
 #[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Arc<DomainEvent>>,
     /// Forwards published events to other server processes (PostgreSQL NOTIFY).
-    relay: Option<mpsc::UnboundedSender<Arc<DomainEvent>>>,
+    relay: Option<mpsc::UnboundedSender<Relayed>>,
+    /// Set at shutdown: subscription streams end once they have delivered
+    /// what was published before. Each stream holds a receiver, so the
+    /// sender sees when the last one has ended.
+    closing: Arc<watch::Sender<bool>>,
 }
 
 impl EventBus {
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity);
-        Self { tx, relay: None }
+        Self {
+            tx,
+            relay: None,
+            closing: Arc::new(watch::Sender::new(false)),
+        }
     }
 
     /// A bus whose events are also handed to `relay` for other processes.
-    pub fn with_relay(mut self, relay: mpsc::UnboundedSender<Arc<DomainEvent>>) -> Self {
+    pub fn with_relay(mut self, relay: mpsc::UnboundedSender<Relayed>) -> Self {
         self.relay = Some(relay);
         self
     }
@@ -110,9 +125,32 @@ impl EventBus {
     pub fn publish(&self, event: DomainEvent) {
         let event = Arc::new(event);
         if let Some(relay) = &self.relay {
-            let _ = relay.send(event.clone());
+            let _ = relay.send(Relayed::Event(event.clone()));
         }
         let _ = self.tx.send(event);
+    }
+
+    /// Waits until the events published so far have been sent to other
+    /// processes (at once without a relay).
+    pub async fn flush(&self) {
+        if let Some(relay) = &self.relay {
+            let (tx, rx) = oneshot::channel();
+            if relay.send(Relayed::Flush(tx)).is_ok() {
+                let _ = rx.await;
+            }
+        }
+    }
+
+    /// At shutdown: ends every subscription stream once it has delivered
+    /// what was published before, and waits until all have ended.
+    pub async fn close(&self) {
+        self.closing.send_replace(true);
+        self.closing.closed().await;
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closing(&self) -> bool {
+        *self.closing.borrow()
     }
 
     /// Publishes an event that came from another process (not relayed again).
@@ -126,12 +164,20 @@ impl EventBus {
 
     /// Every event published from now on, as a stream for a subscription.
     /// A subscriber too slow to keep up skips what it missed (logged), never blocks the bus.
+    /// Ends at shutdown, after the events published before it.
     pub fn stream(&self) -> impl futures_util::Stream<Item = Arc<DomainEvent>> + Send + use<> {
         use broadcast::error::RecvError;
-        futures_util::stream::unfold(self.subscribe(), |mut rx| async move {
+        let state = (self.subscribe(), self.closing.subscribe());
+        futures_util::stream::unfold(state, |(mut rx, mut closing)| async move {
             loop {
-                match rx.recv().await {
-                    Ok(event) => return Some((event, rx)),
+                // Biased: what is queued is delivered before the close is seen.
+                let received = tokio::select! {
+                    biased;
+                    r = rx.recv() => r,
+                    _ = closing.wait_for(|c| *c) => return None,
+                };
+                match received {
+                    Ok(event) => return Some((event, (rx, closing))),
                     Err(RecvError::Lagged(n)) => {
                         tracing::warn!(skipped = n, "slow subscriber skipped events")
                     }

@@ -6,7 +6,7 @@
 //! the event directly). Delivery is best-effort, like the in-process bus: a
 //! process that is disconnected while an event is sent misses it.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::{configuration_item, incident, incident_note, organization, service, sla_clock};
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::events::{
-    ChangeKind, CiChanged, DomainEvent, EventBus, IncidentChangeKind, IncidentChanged,
+    ChangeKind, CiChanged, DomainEvent, EventBus, IncidentChangeKind, IncidentChanged, Relayed,
     ServiceChanged, SlaClockEvent, SlaEventKind,
 };
 
@@ -187,40 +187,54 @@ const BATCH: usize = 256;
 /// 100 events, and one transaction each cost PostgreSQL a commit apiece.
 /// Each payload carries a sequence number, so PostgreSQL does not fold two
 /// equal events of one transaction into one.
-pub fn start_sender(
-    db: DatabaseConnection,
-    origin: String,
-) -> mpsc::UnboundedSender<Arc<DomainEvent>> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Arc<DomainEvent>>();
+/// A flush is answered once the events handed over before it were sent (or
+/// failed to send): at shutdown, so that the last events still reach the others.
+pub fn start_sender(db: DatabaseConnection, origin: String) -> mpsc::UnboundedSender<Relayed> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Relayed>();
     tokio::spawn(async move {
-        let mut events = Vec::with_capacity(BATCH);
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut payloads = Vec::with_capacity(BATCH);
         let mut seq: u64 = 0;
-        while rx.recv_many(&mut events, BATCH).await > 0 {
-            let payloads: Vec<String> = events
-                .drain(..)
-                .filter_map(|event| {
-                    seq += 1;
-                    serde_json::to_string(&Envelope {
-                        origin: origin.clone(),
-                        seq,
-                        event: to_wire(&event),
-                    })
-                    .ok()
-                })
-                .collect();
-            let sent = db
-                .execute_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS e(p, n) ORDER BY n",
-                    [CHANNEL.into(), payloads.into()],
-                ))
-                .await;
-            if let Err(e) = sent {
-                tracing::warn!(error = %e, "could not relay events to other server processes");
+        while rx.recv_many(&mut batch, BATCH).await > 0 {
+            for item in batch.drain(..) {
+                match item {
+                    Relayed::Event(event) => {
+                        seq += 1;
+                        let envelope = Envelope {
+                            origin: origin.clone(),
+                            seq,
+                            event: to_wire(&event),
+                        };
+                        if let Ok(p) = serde_json::to_string(&envelope) {
+                            payloads.push(p);
+                        }
+                    }
+                    Relayed::Flush(done) => {
+                        notify(&db, std::mem::take(&mut payloads)).await;
+                        let _ = done.send(());
+                    }
+                }
             }
+            notify(&db, std::mem::take(&mut payloads)).await;
         }
     });
     tx
+}
+
+async fn notify(db: &DatabaseConnection, payloads: Vec<String>) {
+    if payloads.is_empty() {
+        return;
+    }
+    let sent = db
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS e(p, n) ORDER BY n",
+            [CHANNEL.into(), payloads.into()],
+        ))
+        .await;
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "could not relay events to other server processes");
+    }
 }
 
 /// LISTENs for other processes' events and publishes them on `bus`; reconnects on failure.

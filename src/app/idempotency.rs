@@ -51,6 +51,8 @@ pub struct Answer {
     /// A fault of the server's (INTERNAL, UNAVAILABLE) before anything
     /// succeeded: worth retrying, never stored.
     server_fault: bool,
+    /// The database was unavailable to part of the request: a Retry-After header.
+    retry_after: bool,
 }
 
 impl Answer {
@@ -61,10 +63,16 @@ impl Answer {
             BatchResponse::Single(r) => vec![r],
             BatchResponse::Batch(rs) => rs.iter().collect(),
         };
-        let faulted = responses.iter().flat_map(|r| &r.errors).any(|e| {
-            let code = e.extensions.as_ref().and_then(|x| x.get("code"));
-            matches!(code, Some(async_graphql::Value::String(c)) if c == "INTERNAL" || c == "UNAVAILABLE")
-        });
+        let codes = || {
+            responses
+                .iter()
+                .flat_map(|r| &r.errors)
+                .filter_map(super::error_code)
+        };
+        let faulted = codes().any(|c| c == "INTERNAL" || c == "UNAVAILABLE");
+        // Executed, so answered 200 as GraphQL over HTTP asks; Retry-After
+        // still tells clients and proxies when to retry.
+        let retry_after = codes().any(|c| c == "UNAVAILABLE");
         // Released for a retry only when nothing succeeded: a request whose
         // first mutation committed before a later one failed is kept, so a
         // retry cannot run the first one twice.
@@ -81,6 +89,7 @@ impl Answer {
                 content_type: GRAPHQL_RESPONSE.into(),
                 body,
                 server_fault,
+                retry_after,
             },
             Err(e) => {
                 let err: async_graphql::Error = AppError::internal(e).into();
@@ -90,6 +99,7 @@ impl Answer {
                     content_type: "application/json".into(),
                     body: body.to_string(),
                     server_fault: true,
+                    retry_after: false,
                 }
             }
         }
@@ -100,12 +110,19 @@ impl IntoResponse for Answer {
     fn into_response(self) -> Response {
         let content_type = HeaderValue::from_str(&self.content_type)
             .unwrap_or(HeaderValue::from_static(GRAPHQL_RESPONSE));
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, content_type)],
             self.body,
         )
-            .into_response()
+            .into_response();
+        if self.retry_after {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(super::RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }
 
@@ -197,16 +214,7 @@ pub async fn begin(
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             Begin::Respond(response)
         }
-        Err(e) => {
-            let status = if e.is_unavailable() {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::INTERNAL_SERVER_ERROR
-            };
-            let code = e.code();
-            let err: async_graphql::Error = e.into();
-            Begin::Respond(error_response(status, code, &err.message))
-        }
+        Err(e) => Begin::Respond(super::failure_response(e)),
     }
 }
 
@@ -373,6 +381,7 @@ fn replay(row: Model) -> Response {
             .unwrap_or_else(|| GRAPHQL_RESPONSE.into()),
         body: row.response_body.unwrap_or_default(),
         server_fault: false,
+        retry_after: false,
     };
     let mut response = answer.into_response();
     response

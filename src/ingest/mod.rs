@@ -377,9 +377,10 @@ fn failure(endpoint: Endpoint, e: AppError) -> Response {
             };
             let mut response = refuse(endpoint, status, code, &err.message);
             if unavailable {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(crate::app::RETRY_AFTER_SECONDS),
+                );
             }
             response
         }

@@ -30,7 +30,7 @@ pub struct TestApp {
     pub dev_token: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for TestApp {
@@ -42,7 +42,7 @@ impl Drop for TestApp {
 }
 
 /// A fresh database URL: a new PostgreSQL database, or `None` for a SQLite file in the data dir.
-async fn fresh_database() -> Option<String> {
+pub async fn fresh_database() -> Option<String> {
     let base = std::env::var("SERVICEGRAPH_TEST_POSTGRES")
         .ok()
         .filter(|s| !s.is_empty())?;
@@ -72,16 +72,11 @@ impl TestApp {
 
     /// Spawns with a configuration adjusted by `adjust` (HS256 with [`SECRET`] by default).
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        Self::start(fresh_database().await, adjust).await
+        Self::spawn_on(fresh_database().await, adjust).await
     }
 
-    /// Spawns another server on an existing database (a restart, or a second process).
-    pub async fn spawn_on(database_url: &str) -> Self {
-        Self::start(Some(database_url.to_owned()), |_| {}).await
-    }
-
-    /// `database_url`: `None` for a SQLite file in the server's own data dir.
-    async fn start(database_url: Option<String>, adjust: impl FnOnce(&mut Config)) -> Self {
+    /// [`spawn_with`](Self::spawn_with) on the database `url` (`None`: SQLite in a temp dir).
+    pub async fn spawn_on(url: Option<String>, adjust: impl FnOnce(&mut Config)) -> Self {
         servicegraph::telemetry::init_for_tests();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
@@ -89,7 +84,7 @@ impl TestApp {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
-        config.database.url = database_url;
+        config.database.url = url;
         config.database.max_connections = 5;
         config.auth.hs256_secret = Some(SECRET.into());
         config.dev.seed_demo = false;
@@ -113,7 +108,21 @@ impl TestApp {
             dev_token,
             shutdown: Some(tx),
             server: Some(server),
-            _dir: dir,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A client of a server running elsewhere (a child process) at `addr`.
+    pub fn attach(addr: SocketAddr, database_url: String) -> Self {
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            database_url,
+            dev_token: None,
+            shutdown: None,
+            server: None,
+            _dir: None,
         }
     }
 

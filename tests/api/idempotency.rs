@@ -203,7 +203,7 @@ async fn a_restarted_server_replays_the_stored_answer() {
     assert_eq!(first.status, StatusCode::OK);
     app.begin_shutdown().await.unwrap().unwrap();
 
-    let restarted = TestApp::spawn_on(&app.database_url).await;
+    let restarted = TestApp::spawn_on(Some(app.database_url.clone()), |_| {}).await;
     let retry = send(&restarted, &jane, key("before-restart"), &body).await;
     assert_eq!(retry.replayed.as_deref(), Some("true"));
     assert_eq!(retry.body, first.body);

@@ -13,9 +13,9 @@ const CREATE_INTEGRATION: &str = "mutation($i: CreateIntegrationInput!) { create
 const INCIDENTS: &str = "query { incidents(first: 50) { totalCount edges { node { id number title state priority source resolvedAt resolutionCode description customer { code } service { name } affectedCis { name } clocks { kind stoppedAt } timeline { kind body } assignmentGroup { name } alert { dedupKey status alertCount reopenCount flapping flapCount labels annotations firstSeenAt lastSeenAt endedAt integration { name } } } } } }";
 
 pub(crate) struct Setup {
-    acme: String,
-    service: String,
-    group: String,
+    pub acme: String,
+    pub service: String,
+    pub group: String,
 }
 
 /// Acme subscribes to a live "Payments" service with a 24x7 SLA; a CI

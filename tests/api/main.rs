@@ -3,6 +3,7 @@
 //! One binary with a module per process or concern, so the suite links once.
 
 mod helpers;
+mod proxy;
 
 mod audit;
 mod auth;
@@ -10,6 +11,7 @@ mod budget;
 mod catalogue;
 mod cmdb;
 mod directory;
+mod faults;
 mod idempotency;
 mod incident;
 mod ingest;

@@ -476,7 +476,7 @@ async fn the_priority_matrix_has_a_default_and_admins_edit_it() {
 
 const SLA_EVENTS: &str = "subscription($f: SlaEventFilter) { slaEvents(filter: $f) { kind threshold clock { kind targetSeconds } incident { number } } }";
 
-async fn listen_sla(app: &TestApp, token: &str) -> Ws {
+pub async fn listen_sla(app: &TestApp, token: &str) -> Ws {
     let mut ws = app.ws("graphql-transport-ws").await;
     ws.init(token).await;
     ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query": SLA_EVENTS } }))
@@ -528,7 +528,7 @@ async fn shift_clocks(database_url: &str, minutes: i64, keep_schedule: bool) {
     let _ = db.close().await;
 }
 
-async fn age_clocks(database_url: &str, minutes: i64) {
+pub async fn age_clocks(database_url: &str, minutes: i64) {
     shift_clocks(database_url, minutes, false).await;
 }
 

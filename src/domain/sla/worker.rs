@@ -3,7 +3,10 @@
 //! once per clock and threshold even with several server processes on one
 //! database. Each event is claimed with a conditional UPDATE (`... WHERE
 //! warning_fired < threshold` / `WHERE breach_fired_at IS NULL`); only the
-//! process whose UPDATE changed the row publishes it.
+//! process whose UPDATE changed the row publishes it. A clock's claims and
+//! their audit events commit together, and the events are published right
+//! after the commit, with nothing awaited in between; at shutdown the worker
+//! stops between two clocks, never between a claim and its event.
 //!
 //! A pass reads only the clocks that are due: `next_check_at <= now`, through
 //! a partial index. Every change of a clock stores the instant of its next
@@ -21,13 +24,16 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use entity::{business_calendar, incident, sla, sla_clock, sla_worker_setting};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement, Value, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement, Value, sea_query::Expr,
 };
+use tokio::sync::watch;
 
 use super::{calendar::Calendar, calendar_cached, clock};
 use crate::{
-    domain::{Store, now},
+    auth::Principal,
+    db::begin_write,
+    domain::{Store, audit, now},
     error::AppResult,
     events::{DomainEvent, SlaClockEvent, SlaEventKind},
 };
@@ -35,14 +41,23 @@ use crate::{
 /// Clocks looked at per page.
 const BATCH: u64 = 1000;
 
-/// Runs passes every `interval` until the task is dropped. First makes sure
-/// the stored instants were computed with this process's thresholds.
-pub async fn run(store: Store, interval: Duration) {
+/// Runs passes every `interval` until `stop` turns true (or its sender is
+/// dropped); a pass under way stops after the clock it is at. First makes
+/// sure the stored instants were computed with this process's thresholds.
+pub async fn run(
+    store: Store,
+    interval: Duration,
+    actor: Principal,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut settled = false;
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+        }
         if !settled {
             match reschedule_for_thresholds(&store, now()).await {
                 Ok(_) => settled = true,
@@ -52,7 +67,7 @@ pub async fn run(store: Store, interval: Duration) {
                 }
             }
         }
-        if let Err(e) = pass(&store, now()).await {
+        if let Err(e) = pass(&store, &actor, now(), &stop).await {
             tracing::warn!(error = %e.message(), "SLA worker pass failed; retrying next tick");
         }
     }
@@ -91,8 +106,14 @@ impl Calendars {
     }
 }
 
-/// One pass over the clocks due at `at`; returns how many events this process claimed.
-pub async fn pass(store: &Store, at: DateTime<Utc>) -> AppResult<usize> {
+/// One pass over the clocks due at `at`, claims audited as `actor`'s; returns
+/// how many events this process claimed. Returns early once `stop` is true.
+pub async fn pass(
+    store: &Store,
+    actor: &Principal,
+    at: DateTime<Utc>,
+    stop: &watch::Receiver<bool>,
+) -> AppResult<usize> {
     let db = &store.db;
     let thresholds: &[u32] = &store.sla_thresholds;
     let mut fired = 0;
@@ -124,6 +145,10 @@ pub async fn pass(store: &Store, at: DateTime<Utc>) -> AppResult<usize> {
         let done = (clocks.len() as u64) < BATCH;
         let mut moves: Vec<Move> = Vec::new();
         for c in clocks {
+            if *stop.borrow() {
+                move_checks(db, &moves).await?;
+                return Ok(fired);
+            }
             let old = c.next_check_at;
             let Some(cal) = calendars.of(db, c.sla_id).await? else {
                 moves.push(Move {
@@ -167,15 +192,22 @@ pub async fn pass(store: &Store, at: DateTime<Utc>) -> AppResult<usize> {
                 }
                 continue;
             }
-            for t in warnings {
-                if claim_warning(db, c.id, t, old, next).await? {
-                    publish(store, &c, SlaEventKind::Warning, Some(t), at).await?;
-                    fired += 1;
+            // Read first: nothing is awaited between a claim's commit and its event.
+            let inc = incident::Entity::find_by_id(c.incident_id).one(db).await?;
+            let claimed = claim(db, actor, &c, &warnings, breach, at, old, next).await?;
+            fired += claimed.len();
+            if let Some(inc) = inc {
+                for (kind, threshold, clock) in claimed {
+                    store
+                        .events
+                        .publish(DomainEvent::SlaEvent(Box::new(SlaClockEvent {
+                            kind,
+                            threshold,
+                            clock,
+                            incident: inc.clone(),
+                            at,
+                        })));
                 }
-            }
-            if breach && claim_breach(db, c.id, at, old, next).await? {
-                publish(store, &c, SlaEventKind::Breached, None, at).await?;
-                fired += 1;
             }
         }
         move_checks(db, &moves).await?;
@@ -254,6 +286,52 @@ fn next_check_expr(old: Option<DateTime<Utc>>, next: Option<DateTime<Utc>>) -> E
         .into()
 }
 
+/// Claims this pass's events of one clock (its `warnings` and, with
+/// `breach`, its breach at `at`) in one transaction, each claim with its
+/// audit event; returns those this process claimed, each with the clock as
+/// it stood after it. The row is locked (SQLite: the write transaction), so
+/// the after-images are computed, not read back.
+#[allow(clippy::too_many_arguments)]
+async fn claim(
+    db: &DatabaseConnection,
+    actor: &Principal,
+    c: &sla_clock::Model,
+    warnings: &[u32],
+    breach: bool,
+    at: DateTime<Utc>,
+    old: Option<DateTime<Utc>>,
+    next: Option<DateTime<Utc>>,
+) -> AppResult<Vec<(SlaEventKind, Option<u32>, sla_clock::Model)>> {
+    let txn = begin_write(db).await?;
+    let mut q = sla_clock::Entity::find_by_id(c.id);
+    if txn.get_database_backend() == DbBackend::Postgres {
+        q = q.lock_exclusive();
+    }
+    let Some(mut before) = q.one(&txn).await? else {
+        return Ok(Vec::new());
+    };
+    let mut claimed = Vec::new();
+    let mut after = before.clone();
+    if after.next_check_at == old {
+        after.next_check_at = next;
+    }
+    for &t in warnings {
+        if claim_warning(&txn, c.id, t, old, next).await? {
+            after.warning_fired = i32::try_from(t).unwrap_or(i32::MAX);
+            audit::record(&txn, actor, "update", Some(&before), Some(&after)).await?;
+            claimed.push((SlaEventKind::Warning, Some(t), after.clone()));
+            before = after.clone();
+        }
+    }
+    if breach && claim_breach(&txn, c.id, at, old, next).await? {
+        after.breach_fired_at = Some(at);
+        audit::record(&txn, actor, "update", Some(&before), Some(&after)).await?;
+        claimed.push((SlaEventKind::Breached, None, after));
+    }
+    txn.commit().await?;
+    Ok(claimed)
+}
+
 async fn claim_warning<C: ConnectionTrait>(
     db: &C,
     id: i64,
@@ -287,35 +365,6 @@ async fn claim_breach<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)
-}
-
-async fn publish(
-    store: &Store,
-    c: &sla_clock::Model,
-    kind: SlaEventKind,
-    threshold: Option<u32>,
-    at: DateTime<Utc>,
-) -> AppResult<()> {
-    let Some(inc) = incident::Entity::find_by_id(c.incident_id)
-        .one(&store.db)
-        .await?
-    else {
-        return Ok(());
-    };
-    let clock = sla_clock::Entity::find_by_id(c.id)
-        .one(&store.db)
-        .await?
-        .unwrap_or_else(|| c.clone());
-    store
-        .events
-        .publish(DomainEvent::SlaEvent(Box::new(SlaClockEvent {
-            kind,
-            threshold,
-            clock,
-            incident: inc,
-            at,
-        })));
-    Ok(())
 }
 
 /// The id of the one settings row.
