@@ -63,26 +63,11 @@ impl Budget {
         caller: &Principal,
         batch: &mut BatchRequest,
     ) -> Result<Receipt, Refusal> {
-        let Some(limiter) = &self.graphql else {
-            return Ok(Receipt(None));
-        };
         let cost = batch
             .iter_mut()
             .map(|r| self.cost.of_request(r, self.max_directives))
             .fold(0, u64::saturating_add);
-        let charged = limiter.charge(
-            (caller.organization_id, caller.subject.clone()),
-            cost,
-            Instant::now(),
-        );
-        if charged.is_err() {
-            tracing::info!(
-                organization = caller.organization_id,
-                cost,
-                "request over budget refused"
-            );
-        }
-        charged
+        self.charge_caller(caller, cost, "request over budget refused")
     }
 
     /// Charges one operation (a WebSocket's subscribe) to its caller.
@@ -91,21 +76,27 @@ impl Budget {
         caller: &Principal,
         request: &mut Request,
     ) -> Result<Receipt, Refusal> {
+        let cost = self.cost.of_request(request, self.max_directives);
+        self.charge_caller(caller, cost, "operation over budget refused")
+    }
+
+    /// Charges `cost` to the caller's bucket; a refusal is logged as `refused`.
+    fn charge_caller(
+        &self,
+        caller: &Principal,
+        cost: u64,
+        refused: &'static str,
+    ) -> Result<Receipt, Refusal> {
         let Some(limiter) = &self.graphql else {
             return Ok(Receipt(None));
         };
-        let cost = self.cost.of_request(request, self.max_directives);
         let charged = limiter.charge(
             (caller.organization_id, caller.subject.clone()),
             cost,
             Instant::now(),
         );
         if charged.is_err() {
-            tracing::info!(
-                organization = caller.organization_id,
-                cost,
-                "operation over budget refused"
-            );
+            tracing::info!(organization = caller.organization_id, cost, "{refused}");
         }
         charged
     }

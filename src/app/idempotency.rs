@@ -300,10 +300,8 @@ async fn claim(
     for _ in 0..3 {
         let now = now();
         let token = uuid::Uuid::new_v4().to_string();
-        let inserted = Entity::insert(ActiveModel {
-            organization_id: Set(scope.organization_id),
-            subject: Set(scope.subject.clone()),
-            key: Set(scope.key.clone()),
+        // A fresh claim: this request's hash and token, no answer yet, the lease.
+        let fresh = ActiveModel {
             request_hash: Set(hash.to_owned()),
             claim_token: Set(token.clone()),
             response_status: Set(None),
@@ -313,6 +311,12 @@ async fn claim(
             created_at: Set(now),
             expires_at: Set(now + lease),
             ..Default::default()
+        };
+        let inserted = Entity::insert(ActiveModel {
+            organization_id: Set(scope.organization_id),
+            subject: Set(scope.subject.clone()),
+            key: Set(scope.key.clone()),
+            ..fresh.clone()
         })
         .on_conflict_do_nothing_on([Column::OrganizationId, Column::Subject, Column::Key])
         .exec_without_returning(db)
@@ -333,17 +337,7 @@ async fn claim(
             // An answer past its retention, or the claim of a process that
             // died: the key is free. Taken over only if nobody else did.
             let taken = Entity::update_many()
-                .set(ActiveModel {
-                    request_hash: Set(hash.to_owned()),
-                    claim_token: Set(token.clone()),
-                    response_status: Set(None),
-                    response_content_type: Set(None),
-                    response_body: Set(None),
-                    request_id: Set(None),
-                    created_at: Set(now),
-                    expires_at: Set(now + lease),
-                    ..Default::default()
-                })
+                .set(fresh)
                 .filter(Column::Id.eq(existing.id))
                 .filter(Column::ClaimToken.eq(existing.claim_token))
                 .exec(db)
