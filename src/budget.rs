@@ -63,11 +63,16 @@ impl Budget {
         caller: &Principal,
         batch: &mut BatchRequest,
     ) -> Result<Receipt, Refusal> {
-        let cost = batch
-            .iter_mut()
-            .map(|r| self.cost.of_request(r, self.max_directives))
-            .fold(0, u64::saturating_add);
-        self.charge_caller(caller, cost, "request over budget refused")
+        self.charge_caller(
+            caller,
+            || {
+                batch
+                    .iter_mut()
+                    .map(|r| self.cost.of_request(r, self.max_directives))
+                    .fold(0, u64::saturating_add)
+            },
+            "request over budget refused",
+        )
     }
 
     /// Charges one operation (a WebSocket's subscribe) to its caller.
@@ -76,20 +81,25 @@ impl Budget {
         caller: &Principal,
         request: &mut Request,
     ) -> Result<Receipt, Refusal> {
-        let cost = self.cost.of_request(request, self.max_directives);
-        self.charge_caller(caller, cost, "operation over budget refused")
+        self.charge_caller(
+            caller,
+            || self.cost.of_request(request, self.max_directives),
+            "operation over budget refused",
+        )
     }
 
-    /// Charges `cost` to the caller's bucket; a refusal is logged as `refused`.
+    /// Charges the request's cost to the caller's bucket, estimated only
+    /// when a budget is kept; a refusal is logged as `refused`.
     fn charge_caller(
         &self,
         caller: &Principal,
-        cost: u64,
+        cost: impl FnOnce() -> u64,
         refused: &'static str,
     ) -> Result<Receipt, Refusal> {
         let Some(limiter) = &self.graphql else {
             return Ok(Receipt(None));
         };
+        let cost = cost();
         let charged = limiter.charge(
             (caller.organization_id, caller.subject.clone()),
             cost,
