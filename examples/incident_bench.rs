@@ -41,7 +41,7 @@ use clap::Parser;
 use common::{SECRET, WireCounts, median, ms, scalar, start_proxy};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
-use servicegraph::{app::Application, config::Config, domain::Store};
+use servicegraph::{app::Application, config::Config, records::Store};
 
 #[derive(Parser)]
 struct Args {
@@ -126,7 +126,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.sla.worker_enabled = false;
     let provider_code = config.provider.code.clone();
     let app = Application::build(config).await?;
-    let worker_actor = servicegraph::domain::directory::system_principal(app.state.provider_id);
+    let worker_actor = servicegraph::processes::directory::system_principal(app.state.provider_id);
     let store = Store {
         db: app.state.db.clone(),
         events: app.state.events.clone(),
@@ -261,10 +261,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for label in ["first pass", "second pass"] {
         let cpu = cpu_time();
         let wall = Instant::now();
-        let fired = servicegraph::domain::sla::worker::pass(
+        let fired = servicegraph::processes::sla::worker::pass(
             &store,
             &worker_actor,
-            servicegraph::domain::now(),
+            servicegraph::records::now(),
             &never_stop,
         )
         .await

@@ -17,8 +17,9 @@ use clap::Parser;
 use servicegraph::{
     config::Config,
     db,
-    domain::{Store, directory, now, sla::worker},
     events::EventBus,
+    processes::{directory, sla::worker},
+    records::{Store, now},
 };
 
 #[derive(Parser)]

@@ -47,13 +47,14 @@ use crate::{
     budget::{self, Budget, SessionCaller},
     config::Config,
     db,
-    domain::{Store, directory},
     error::{AppError, REQUEST_ID},
     events::{DomainEvent, EventBus},
     graphql::{
         AppSchema, build_schema, context::SchemaData, cost::CostModel, loaders::Loaders,
         pagination::DEFAULT_PAGE_SIZE,
     },
+    processes::directory,
+    records::Store,
 };
 
 mod idempotency;
@@ -168,10 +169,12 @@ pub struct AppState {
 impl AppState {
     /// Verifies a bearer token and resolves its tenant and served organizations.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
-        if token.starts_with(crate::domain::monitoring::SECRET_PREFIX) {
+        if token.starts_with(crate::processes::monitoring::SECRET_PREFIX) {
             // A monitoring integration's secret: it may raise alerts, nothing else.
-            return match crate::domain::monitoring::integration_by_secret(&self.db, token).await? {
-                Some(i) => Ok(crate::domain::monitoring::integration_principal(&i)),
+            return match crate::processes::monitoring::integration_by_secret(&self.db, token)
+                .await?
+            {
+                Some(i) => Ok(crate::processes::monitoring::integration_principal(&i)),
                 None => Err(AppError::Unauthenticated(
                     "unknown integration secret".into(),
                 )),
@@ -207,7 +210,7 @@ impl Application {
             directory::ensure_provider(&database, &config.provider.code, &config.provider.name)
                 .await
                 .map_err(|e| format!("cannot create the provider organization: {}", e.message()))?;
-        crate::domain::cmdb::ensure_standard_classes(&database, provider_id)
+        crate::processes::cmdb::ensure_standard_classes(&database, provider_id)
             .await
             .map_err(|e| format!("cannot create the standard CI classes: {}", e.message()))?;
         let origin = uuid::Uuid::new_v4().to_string();
@@ -313,14 +316,14 @@ impl Application {
         };
         let (stop_worker, stopping) = watch::channel(false);
         let mut worker = sla.worker_enabled.then(|| {
-            AbortOnDrop(tokio::spawn(crate::domain::sla::worker::run(
+            AbortOnDrop(tokio::spawn(crate::processes::sla::worker::run(
                 store(),
                 sla.worker_interval,
                 directory::system_principal(state.provider_id),
                 stopping,
             )))
         });
-        let _pruner = AbortOnDrop(tokio::spawn(crate::domain::monitoring::run_pruner(
+        let _pruner = AbortOnDrop(tokio::spawn(crate::processes::monitoring::run_pruner(
             store(),
             state.config.ingest.log_retention,
         )));

@@ -9,8 +9,9 @@ use servicegraph::{
     auth::{Claims, mint_hs256},
     config::Config,
     db, dev,
-    domain::{Store, directory},
     events::EventBus,
+    processes::directory,
+    records::Store,
     telemetry,
 };
 

@@ -8,12 +8,12 @@ use entity::{
 use sea_orm::{EntityTrait, PaginatorTrait};
 
 use crate::{
-    domain::{
-        Store,
+    error::AppResult,
+    processes::{
         catalogue::{self, NewOffering, NewService},
         directory::{self, NewOrganization, NewSupportGroup, NewUser, system_principal},
     },
-    error::AppResult,
+    records::Store,
 };
 
 /// Loads the demo data into a database with no services yet. Returns whether it did.
@@ -206,7 +206,7 @@ async fn seed_cmdb(
     p: &crate::auth::Principal,
     service_ids: &[i64],
 ) -> AppResult<()> {
-    use crate::domain::cmdb::{self, UpsertBatch, UpsertItem, UpsertRelationship};
+    use crate::processes::cmdb::{self, UpsertBatch, UpsertItem, UpsertRelationship};
     use entity::enums::RelationshipKind::*;
     use serde_json::json;
     let items = [
@@ -337,7 +337,7 @@ async fn seed_service_levels(
     services: &[i64],
     desk: i64,
 ) -> AppResult<()> {
-    use crate::domain::{
+    use crate::processes::{
         incident::{self, NewIncident},
         sla::{self, HolidaySpec, NewCalendar, NewSla, TargetInput, WindowSpec},
     };

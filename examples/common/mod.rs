@@ -425,7 +425,7 @@ pub mod cmdb {
         QueryFilter, QueryOrder, QuerySelect, Set,
     };
     use serde_json::json;
-    use servicegraph::domain::cmdb::dependency_of;
+    use servicegraph::processes::cmdb::dependency_of;
 
     use super::Result;
 
@@ -468,7 +468,7 @@ pub mod cmdb {
                 .map(|c| c.map(|c| c.id).unwrap_or_default())
         };
         let (app_class, server_class) = (class("application").await?, class("server").await?);
-        let at = servicegraph::domain::now();
+        let at = servicegraph::records::now();
 
         let rows: Vec<configuration_item::ActiveModel> = (0..cis)
             .map(|i| {

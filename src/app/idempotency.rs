@@ -29,8 +29,8 @@ use sha2::{Digest, Sha256};
 use super::{AppState, error_response};
 use crate::{
     auth::Principal,
-    domain::now,
     error::{AppError, AppResult, current_request_id},
+    records::now,
 };
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");

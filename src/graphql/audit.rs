@@ -42,7 +42,7 @@ impl AuditEvent {
     }
     /// `{ field: { before, after } }` for each changed field (stored field names).
     async fn changes(&self) -> Json<serde_json::Value> {
-        Json(crate::domain::audit::changes_of(&self.0))
+        Json(crate::records::audit::changes_of(&self.0))
     }
     /// The whole record after the change; null after a delete.
     async fn snapshot(&self) -> Option<Json<serde_json::Value>> {

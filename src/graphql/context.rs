@@ -10,8 +10,8 @@ use async_graphql::{
 use super::loaders::Loaders;
 use crate::{
     auth::Principal,
-    domain::Store,
     error::{AppError, AppResult},
+    records::Store,
 };
 
 /// Shared by every request of a schema.

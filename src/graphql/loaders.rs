@@ -294,9 +294,9 @@ impl Loader<i64> for CalendarBySla {
 
 /// The stored version of a business calendar: (id, version, updated_at). A
 /// clock's reading needs only the calendar, and
-/// [`crate::domain::calendar_cached`] keeps calendars by this key, so a clock
+/// [`crate::processes::sla::calendar_cached`] keeps calendars by this key, so a clock
 /// that carries it needs no calendar fetch.
-pub use crate::domain::sla::CalendarKey;
+pub use crate::processes::sla::CalendarKey;
 
 /// A clock with the key of its SLA's calendar.
 #[derive(Debug, Clone)]

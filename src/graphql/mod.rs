@@ -1,56 +1,54 @@
 //! The GraphQL API: thin resolvers per process, merged into one schema.
 //! Adding a process means adding its module and one entry in each merge below.
 
+pub mod args;
 pub mod audit;
-pub mod catalogue;
-pub mod cmdb;
 pub mod context;
 pub mod cost;
-pub mod directory;
 pub mod ids;
-pub mod incident;
 pub mod limits;
 pub mod loaders;
-pub mod monitoring;
 pub mod node;
 pub mod pagination;
-pub mod sla;
 
 use std::sync::Arc;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
-use crate::config::GraphqlConfig;
+use crate::{
+    config::GraphqlConfig,
+    processes::{catalogue, cmdb, directory, incident, monitoring, sla},
+};
 
 #[derive(MergedObject, Default)]
 pub struct Query(
     node::NodeQuery,
-    directory::DirectoryQuery,
-    catalogue::CatalogueQuery,
-    cmdb::CmdbQuery,
-    sla::SlaQuery,
-    sla::SlaReportQuery,
-    incident::IncidentQuery,
-    monitoring::MonitoringQuery,
+    directory::graphql::DirectoryQuery,
+    catalogue::graphql::CatalogueQuery,
+    cmdb::graphql::CmdbQuery,
+    sla::graphql::SlaQuery,
+    sla::graphql::SlaReportQuery,
+    incident::graphql::IncidentQuery,
+    monitoring::graphql::MonitoringQuery,
     audit::AuditQuery,
 );
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
-    directory::DirectoryMutation,
-    catalogue::CatalogueMutation,
-    cmdb::CmdbMutation,
-    sla::SlaMutation,
-    incident::IncidentMutation,
-    monitoring::MonitoringMutation,
+    directory::graphql::DirectoryMutation,
+    catalogue::graphql::CatalogueMutation,
+    cmdb::graphql::CmdbMutation,
+    sla::graphql::SlaMutation,
+    incident::graphql::IncidentMutation,
+    monitoring::graphql::MonitoringMutation,
 );
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(
-    catalogue::CatalogueSubscription,
-    cmdb::CmdbSubscription,
-    incident::IncidentSubscription,
-    sla::SlaSubscription,
+    catalogue::graphql::CatalogueSubscription,
+    cmdb::graphql::CmdbSubscription,
+    incident::graphql::IncidentSubscription,
+    sla::graphql::SlaSubscription,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

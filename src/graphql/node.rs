@@ -3,20 +3,18 @@
 
 use async_graphql::{Context, ID, Interface, Object};
 
-use super::{
-    audit::AuditEvent,
-    catalogue::{Service, ServiceOffering},
-    cmdb::{CiRelationship, ConfigurationItem, ConfigurationItemClass},
-    context::ContextExt,
-    directory::{Organization, SupportGroup, User},
-    ids,
-    incident::Incident,
-    monitoring::Integration,
-    sla::{BusinessCalendar, Sla},
+use super::{audit::AuditEvent, context::ContextExt, ids};
+use crate::processes::{
+    catalogue::graphql::{Service, ServiceOffering},
+    cmdb::graphql::{CiRelationship, ConfigurationItem, ConfigurationItemClass},
+    directory::graphql::{Organization, SupportGroup, User},
+    incident::graphql::Incident,
+    monitoring::graphql::Integration,
+    sla::graphql::{BusinessCalendar, Sla},
 };
 use crate::{
-    domain::{catalogue, cmdb, directory, incident, monitoring, sla},
     error::{AppError, AppResult},
+    processes::{catalogue, cmdb, directory, incident, monitoring, sla},
 };
 
 #[derive(Interface)]

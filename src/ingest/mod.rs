@@ -28,12 +28,9 @@ use serde_json::{Value, json};
 
 use crate::{
     app::AppState,
-    domain::{
-        Store,
-        monitoring::{self, AlertAction, Counts, IngestOutcome},
-        now,
-    },
     error::{AppError, REQUEST_ID},
+    processes::monitoring::{self, AlertAction, Counts, IngestOutcome},
+    records::{Store, now},
 };
 
 pub use payload::{Refusal, parse_alertmanager, parse_events, parse_grafana};

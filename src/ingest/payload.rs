@@ -10,7 +10,7 @@ use entity::enums::AlertStatus;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{config::IngestConfig, domain::monitoring::IncomingAlert};
+use crate::{config::IngestConfig, processes::monitoring::IncomingAlert};
 
 /// A delivery parsed and within limits.
 #[derive(Debug)]
@@ -44,7 +44,7 @@ fn malformed(e: serde_json::Error) -> Refusal {
 }
 
 fn shown(name: &str) -> String {
-    crate::domain::monitoring::shown(name)
+    crate::processes::monitoring::shown(name)
 }
 
 fn check_map(
@@ -53,7 +53,7 @@ fn check_map(
     what: &str,
     map: &BTreeMap<String, String>,
 ) -> Result<(), Refusal> {
-    crate::domain::monitoring::check_pairs(limits, at, what, map).map_err(bad)
+    crate::processes::monitoring::check_pairs(limits, at, what, map).map_err(bad)
 }
 
 fn check_count(limits: &IngestConfig, n: usize) -> Result<(), Refusal> {
@@ -321,7 +321,7 @@ pub fn parse_events(bytes: &[u8], limits: &IngestConfig) -> Result<Parsed, Refus
         r
     })?;
     let key = dedup_key.unwrap_or_else(|| {
-        let digest = crate::domain::monitoring::hash_secret(&String::from_utf8_lossy(bytes));
+        let digest = crate::processes::monitoring::hash_secret(&String::from_utf8_lossy(bytes));
         digest[..32].to_owned()
     });
     Ok(Parsed {

@@ -347,7 +347,7 @@ async fn audit_json_columns_migrate_down_and_up_with_the_trail_intact() {
     };
     let (before, ty) = read().await;
     assert!(before.iter().any(|e| e.record_type == "Service"
-        && servicegraph::domain::audit::changes_of(e)["name"]
+        && servicegraph::records::audit::changes_of(e)["name"]
             == json!({ "before": null, "after": "Email" })));
     assert!(
         before

@@ -111,9 +111,12 @@ pub fn changed_fields<M: Serialize>(before: &M, after: &M) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Registers an entity model as audited: its GraphQL type name and the
+/// organization (tenant) it belongs to. Each process registers its own in its
+/// `mod.rs`.
 macro_rules! audited {
     ($model:path, $name:literal, |$m:ident| $tenant:expr) => {
-        impl Audited for $model {
+        impl $crate::records::audit::Audited for $model {
             const RECORD_TYPE: &'static str = $name;
             fn record_id(&self) -> i64 {
                 self.id
@@ -125,43 +128,7 @@ macro_rules! audited {
         }
     };
 }
-
-audited!(entity::organization::Model, "Organization", |m| Some(m.id));
-audited!(entity::user::Model, "User", |m| Some(m.organization_id));
-audited!(entity::support_group::Model, "SupportGroup", |m| Some(
-    m.organization_id
-));
-audited!(entity::group_membership::Model, "GroupMembership", |_m| {
-    None
-});
-audited!(entity::service::Model, "Service", |m| Some(
-    m.organization_id
-));
-audited!(
-    entity::service_offering::Model,
-    "ServiceOffering",
-    |m| Some(m.organization_id)
-);
-audited!(
-    entity::service_subscription::Model,
-    "ServiceSubscription",
-    |m| Some(m.customer_id)
-);
-
-audited!(entity::ci_class::Model, "ConfigurationItemClass", |_m| None);
-audited!(
-    entity::configuration_item::Model,
-    "ConfigurationItem",
-    |m| Some(m.organization_id)
-);
-audited!(entity::ci_relationship::Model, "CiRelationship", |m| Some(
-    m.organization_id
-));
-audited!(
-    entity::service_configuration_item::Model,
-    "ServiceConfigurationItem",
-    |m| Some(m.organization_id)
-);
+pub(crate) use audited;
 
 /// Writes one `action` event per record, as after-images (bulk creates), in
 /// multi-row inserts: the same events [`record`] writes, without a round trip each.
@@ -309,23 +276,6 @@ async fn insert_events_pg<C: ConnectionTrait, M: Audited>(
     .await?;
     Ok(())
 }
-audited!(entity::business_calendar::Model, "BusinessCalendar", |m| {
-    Some(m.organization_id)
-});
-audited!(entity::sla::Model, "Sla", |m| Some(m.customer_id));
-audited!(entity::priority_rule::Model, "PriorityRule", |_m| None);
-audited!(entity::incident::Model, "Incident", |m| Some(m.customer_id));
-audited!(
-    entity::incident_affected_ci::Model,
-    "IncidentAffectedCi",
-    |m| Some(m.organization_id)
-);
-audited!(entity::incident_note::Model, "IncidentNote", |m| Some(
-    m.customer_id
-));
-audited!(entity::sla_clock::Model, "SlaClock", |m| Some(
-    m.customer_id
-));
 
 /// Inserts a record and writes its `create` audit event.
 pub async fn insert<C, A>(
@@ -360,12 +310,6 @@ where
     record(db, actor, action, Some(before), Some(&updated)).await?;
     Ok(updated)
 }
-audited!(entity::integration::Model, "Integration", |m| Some(
-    m.organization_id
-));
-audited!(entity::incident_alert::Model, "IncidentAlert", |m| Some(
-    m.customer_id
-));
 
 #[cfg(test)]
 mod tests {

@@ -19,10 +19,8 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{
-    Store, audit, catalogue, check_version, clean_name, clean_text, directory::conflict_on_unique,
-    now, save_versioned,
-};
+use crate::processes::{catalogue, directory::conflict_on_unique};
+use crate::records::{Store, audit, check_version, clean_name, clean_text, now, save_versioned};
 use crate::{
     auth::Principal,
     db::begin_write,
@@ -371,7 +369,7 @@ pub async fn ensure_standard_classes(db: &DatabaseConnection, provider_id: i64) 
     if missing.is_empty() {
         return Ok(());
     }
-    let p = super::directory::system_principal(provider_id);
+    let p = crate::processes::directory::system_principal(provider_id);
     let txn = begin_write(db).await?;
     let at = now();
     for (code, name, defs) in missing {
@@ -511,7 +509,7 @@ async fn class_by_code<C: ConnectionTrait>(db: &C, code: &str) -> AppResult<ci_c
 
 /// The CIs a principal may see: those of its organizations.
 pub fn ci_visibility(p: &Principal) -> Condition {
-    super::directory::scope_to(p, configuration_item::Column::OrganizationId)
+    crate::processes::directory::scope_to(p, configuration_item::Column::OrganizationId)
 }
 
 /// A CI by id, or `NOT_FOUND` when it does not exist or belongs to another tenant.
@@ -765,7 +763,7 @@ pub async fn update_ci(
         check_ci_transition(before.status, status)?;
         next.status = status;
     }
-    super::patch(&mut next.environment, input.environment);
+    crate::records::patch(&mut next.environment, input.environment);
     if let Some(group) = input.owner_group_id {
         check_owner_group(&txn, p, group).await?;
         next.owner_group_id = group;
@@ -1565,7 +1563,7 @@ where
     let postgres = sp.get_database_backend() == DbBackend::Postgres;
     for chunk in rows.chunks(if postgres { rows.len().max(1) } else { CHUNK }) {
         let inserted = if postgres {
-            super::insert_many_unnest(&sp, chunk, true).await
+            crate::records::insert_many_unnest(&sp, chunk, true).await
         } else {
             <A::Entity as EntityTrait>::insert_many(chunk.to_vec())
                 .exec_with_returning(&sp)
@@ -1774,8 +1772,8 @@ pub async fn upsert(store: &Store, p: &Principal, batch: UpsertBatch) -> AppResu
                 next.class_id = prep.class_id;
                 next.name = prep.name;
                 next.name_key = prep.name_key;
-                super::patch(&mut next.status, prep.status);
-                super::patch(&mut next.environment, prep.environment);
+                crate::records::patch(&mut next.status, prep.status);
+                crate::records::patch(&mut next.environment, prep.environment);
                 next.owner_group_id = prep.owner_group_id;
                 next.attributes = prep.attributes;
                 if next == *before {

@@ -10,9 +10,9 @@ use sea_orm::{
     Set, sea_query::Query,
 };
 
-use super::{
-    Store, audit, check_version, clean_name, clean_text, directory::conflict_on_unique, now, patch,
-    save_versioned,
+use crate::processes::directory::conflict_on_unique;
+use crate::records::{
+    Store, audit, check_version, clean_name, clean_text, now, patch, save_versioned,
 };
 use crate::{
     auth::Principal,
@@ -328,7 +328,10 @@ pub async fn update_service(
     let retiring =
         before.status != LifecycleStatus::Retired && next.status == LifecycleStatus::Retired;
     // Rules from processes that land later hook in here.
-    if retiring && let Some(open) = super::sla::open_agreement_for_service(&txn, before.id).await? {
+    if retiring
+        && let Some(open) =
+            crate::processes::sla::open_agreement_for_service(&txn, before.id).await?
+    {
         return Err(AppError::Conflict(format!(
             "the service has an open agreement ({:?}); retire or end it before retiring the service",
             open.name

@@ -9,19 +9,22 @@ use entity::{enums, incident, incident_note};
 use futures_util::{Stream, StreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use super::{
-    catalogue::Service,
-    cmdb::ConfigurationItem,
+use crate::graphql::{
+    args::maybe,
     context::{ContextExt, load},
-    directory::{Organization, SupportGroup, User, maybe},
     ids,
     pagination::{Keyset, Page, PageArgs, SortValue, page},
-    sla::{Priority, Sla, SlaClock},
+};
+use crate::processes::{
+    catalogue::graphql::Service,
+    cmdb::graphql::ConfigurationItem,
+    directory::graphql::{Organization, SupportGroup, User},
+    sla::graphql::{Priority, Sla, SlaClock},
 };
 use crate::{
-    domain::{directory::scope_to, incident as domain},
     error::AppError,
     events::{DomainEvent, IncidentChangeKind},
+    processes::{directory::scope_to, incident as domain},
 };
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -212,8 +215,8 @@ impl Incident {
     async fn alert(
         &self,
         ctx: &Context<'_>,
-    ) -> async_graphql::Result<Option<super::monitoring::IncidentAlert>> {
-        super::monitoring::alert_of(ctx, self.0.id).await
+    ) -> async_graphql::Result<Option<crate::processes::monitoring::graphql::IncidentAlert>> {
+        crate::processes::monitoring::graphql::alert_of(ctx, self.0.id).await
     }
     async fn version(&self) -> i32 {
         self.0.version

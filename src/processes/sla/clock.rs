@@ -320,7 +320,7 @@ mod tests {
         use chrono::Weekday::*;
         let windows = [Mon, Tue, Wed, Thu, Fri]
             .into_iter()
-            .map(|d| crate::domain::sla::calendar::Window::parse(d, "09:00", "17:00", false))
+            .map(|d| crate::processes::sla::calendar::Window::parse(d, "09:00", "17:00", false))
             .collect::<AppResult<Vec<_>>>()
             .unwrap();
         Calendar::new("UTC", windows, Vec::new()).unwrap()

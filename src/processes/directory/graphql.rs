@@ -5,15 +5,17 @@ use chrono::{DateTime, Utc};
 use entity::{organization, support_group, user};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use super::{
+use crate::graphql::{
+    args::maybe,
     context::{ContextExt, load},
     ids,
     pagination::{Keyset, Page, PageArgs, SortValue, page},
 };
+use crate::records::name_contains;
 use crate::{
     auth::Principal,
-    domain::directory::{self as domain, scope_to},
     error::AppError,
+    processes::directory::{self as domain, scope_to},
 };
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -186,25 +188,6 @@ pub struct OrganizationFilter {
 pub struct UserFilter {
     pub organization_id: Option<ID>,
     pub search: Option<String>,
-}
-
-/// A case-insensitive substring match on `column`, or `None` for a blank search.
-/// `%`, `_` and `\` in the search match themselves.
-pub fn name_contains<C: ColumnTrait>(
-    column: C,
-    search: Option<&str>,
-) -> Option<sea_orm::sea_query::Expr> {
-    use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
-    let search = search.map(str::trim).filter(|s| !s.is_empty())?;
-    let mut pattern = String::from("%");
-    for c in search.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    Some(Expr::expr(Func::lower(Expr::col(column))).like(LikeExpr::new(pattern).escape('\\')))
 }
 
 #[derive(Default)]
@@ -407,15 +390,6 @@ pub struct UpdateSupportGroupInput {
     pub name: Option<String>,
     pub description: MaybeUndefined<String>,
     pub email: MaybeUndefined<String>,
-}
-
-/// `undefined` keeps a field, `null` clears it, a value sets it.
-pub fn maybe<T>(v: MaybeUndefined<T>) -> Option<Option<T>> {
-    match v {
-        MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(v) => Some(Some(v)),
-    }
 }
 
 #[derive(Default)]

@@ -9,20 +9,23 @@ use entity::{enums, incident_alert, ingest_delivery, integration};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
 
-use super::{
-    catalogue::Service,
+use crate::graphql::{
+    args::maybe,
     context::{ContextExt, load},
-    directory::{Organization, SupportGroup, maybe},
     ids,
-    incident::Incident,
     pagination::{Keyset, Page, PageArgs, SortValue, page},
 };
+use crate::processes::{
+    catalogue::graphql::Service,
+    directory::graphql::{Organization, SupportGroup},
+    incident::graphql::Incident,
+};
 use crate::{
-    domain::{
+    error::AppError,
+    processes::{
         directory::scope_to,
         monitoring::{self as domain, IncomingAlert, IntegrationSettings},
     },
-    error::AppError,
 };
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -57,7 +60,7 @@ pub enum AlertStatus {
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(remote = "crate::domain::monitoring::MatchOp")]
+#[graphql(remote = "crate::processes::monitoring::MatchOp")]
 pub enum MatchOp {
     Equals,
     NotEquals,
@@ -67,7 +70,7 @@ pub enum MatchOp {
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(remote = "crate::domain::monitoring::AlertAction")]
+#[graphql(remote = "crate::processes::monitoring::AlertAction")]
 pub enum AlertAction {
     /// A new incident was raised.
     Created,

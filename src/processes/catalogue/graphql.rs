@@ -8,16 +8,18 @@ use entity::{enums, service, service_offering, service_subscription};
 use futures_util::{Stream, StreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Query};
 
-use super::{
+use crate::graphql::{
+    args::maybe,
     context::{ContextExt, load},
-    directory::{Organization, SupportGroup, User, maybe, name_contains},
     ids,
     pagination::{Keyset, Page, PageArgs, SortValue, page},
 };
+use crate::processes::directory::graphql::{Organization, SupportGroup, User};
+use crate::records::name_contains;
 use crate::{
-    domain::catalogue as domain,
     error::AppError,
     events::{ChangeKind, DomainEvent},
+    processes::catalogue as domain,
 };
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -124,7 +126,7 @@ impl Service {
     async fn configuration_items(
         &self,
         ctx: &Context<'_>,
-    ) -> async_graphql::Result<Vec<super::cmdb::ConfigurationItem>> {
+    ) -> async_graphql::Result<Vec<crate::processes::cmdb::graphql::ConfigurationItem>> {
         let p = ctx.principal()?;
         let loaders = ctx.loaders();
         let links = load(&loaders.service_links_by_service, self.0.id)
@@ -142,7 +144,7 @@ impl Service {
         out.sort_by(|a, b| a.name_key.cmp(&b.name_key).then(a.id.cmp(&b.id)));
         Ok(out
             .into_iter()
-            .map(super::cmdb::ConfigurationItem)
+            .map(crate::processes::cmdb::graphql::ConfigurationItem)
             .collect())
     }
     async fn version(&self) -> i32 {

@@ -17,10 +17,12 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 
-use super::{
-    Store, audit, catalogue, check_version, clean_name, clean_text, insert_rows, now,
-    save_versioned,
+use crate::processes::{
+    catalogue,
     sla::{self as sla_domain, calendar::Calendar, clock},
+};
+use crate::records::{
+    Store, audit, check_version, clean_name, clean_text, insert_rows, now, save_versioned,
 };
 use crate::{
     auth::Principal,
@@ -1078,7 +1080,10 @@ pub async fn open_incidents_touching<C: ConnectionTrait>(
         touching = touching.add(incident::Column::ServiceId.is_in(service_ids.iter().copied()));
     }
     Ok(incident::Entity::find()
-        .filter(super::directory::scope_to(p, incident::Column::CustomerId))
+        .filter(crate::processes::directory::scope_to(
+            p,
+            incident::Column::CustomerId,
+        ))
         .filter(incident::Column::State.is_not_in([IncidentState::Resolved, IncidentState::Closed]))
         .filter(touching)
         .order_by_desc(incident::Column::Id)

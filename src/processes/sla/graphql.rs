@@ -6,20 +6,20 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entity::{business_calendar, enums, sla, sla_clock};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use super::{
-    catalogue::Service,
+use crate::graphql::{
+    args::maybe,
     context::{ContextExt, load},
-    directory::{Organization, maybe},
     ids,
     loaders::CalendarKey,
     pagination::{Keyset, Page, PageArgs, SortValue, page},
 };
+use crate::processes::{catalogue::graphql::Service, directory::graphql::Organization};
 use crate::{
-    domain::{
+    error::AppError,
+    processes::{
         directory::scope_to,
         sla::{self as domain, HolidaySpec, WindowSpec, calendar, clock},
     },
-    error::AppError,
 };
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -360,7 +360,7 @@ impl SlaClock {
         Ok(clock::read(
             &cal,
             &self.0,
-            crate::domain::now(),
+            crate::records::now(),
             &app.sla.warning_thresholds,
         )?)
     }
@@ -827,7 +827,7 @@ pub struct SlaEvent {
     pub threshold: Option<u32>,
     pub at: DateTime<Utc>,
     pub clock: SlaClock,
-    pub incident: super::incident::Incident,
+    pub incident: crate::processes::incident::graphql::Incident,
 }
 
 #[derive(InputObject, Default)]
@@ -880,7 +880,7 @@ impl SlaSubscription {
                         threshold: e.threshold,
                         at: e.at,
                         clock: SlaClock::new(e.clock.clone()),
-                        incident: super::incident::Incident(e.incident.clone()),
+                        incident: crate::processes::incident::graphql::Incident(e.incident.clone()),
                     })
                 }
                 _ => None,
@@ -1029,7 +1029,7 @@ impl SlaReport {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> async_graphql::Result<Page<super::incident::Incident>> {
+    ) -> async_graphql::Result<Page<crate::processes::incident::graphql::Incident>> {
         use entity::incident;
         let p = ctx.principal()?;
         // Between the lowest and highest breached incident the report found
@@ -1055,7 +1055,7 @@ impl SlaReport {
             q,
             keyset,
             PageArgs::new(first, after, last, before),
-            super::incident::Incident,
+            crate::processes::incident::graphql::Incident,
         )
         .await
     }
@@ -1075,7 +1075,7 @@ impl SlaReportQuery {
         group_by: SlaReportGroupBy,
     ) -> async_graphql::Result<SlaReport> {
         let p = ctx.principal()?;
-        let at = crate::domain::now();
+        let at = crate::records::now();
         let grouping = match group_by {
             SlaReportGroupBy::Service => domain::report::GroupBy::Service,
             SlaReportGroupBy::Customer => domain::report::GroupBy::Customer,

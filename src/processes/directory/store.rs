@@ -6,7 +6,7 @@ use sea_orm::{
     ModelTrait, QueryFilter, Set,
 };
 
-use super::{
+use crate::records::{
     Store, audit, check_version, clean_email, clean_name, clean_text, now, patch, save_versioned,
     unique_or_internal,
 };

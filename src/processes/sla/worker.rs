@@ -33,9 +33,9 @@ use super::{calendar::Calendar, calendar_cached, clock};
 use crate::{
     auth::Principal,
     db::begin_write,
-    domain::{Store, audit, now},
     error::AppResult,
     events::{DomainEvent, SlaClockEvent, SlaEventKind},
+    records::{Store, audit, now},
 };
 
 /// Clocks looked at per page.

@@ -13,18 +13,22 @@ use sea_orm::{
 };
 use serde_json::Value;
 
-use super::{
-    catalogue::{ChangeKindGql, Service},
+use crate::graphql::{
+    args::maybe,
     context::{ContextExt, load},
-    directory::{Organization, SupportGroup, maybe, name_contains},
     ids,
-    incident::Incident,
     pagination::{Keyset, Page, PageArgs, SortValue, page},
 };
+use crate::processes::{
+    catalogue::graphql::{ChangeKindGql, Service},
+    directory::graphql::{Organization, SupportGroup},
+    incident::graphql::Incident,
+};
+use crate::records::name_contains;
 use crate::{
-    domain::cmdb as domain,
     error::{AppError, AppResult},
     events::DomainEvent,
+    processes::cmdb as domain,
 };
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -67,7 +71,7 @@ pub enum RelationshipKind {
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(remote = "crate::domain::cmdb::AttributeType")]
+#[graphql(remote = "crate::processes::cmdb::AttributeType")]
 pub enum AttributeType {
     String,
     Integer,
@@ -272,7 +276,7 @@ impl ConfigurationItem {
             .map_err(AppError::internal)?;
         let mut out = Vec::new();
         for s in services.into_values() {
-            if crate::domain::catalogue::can_see_service(&ctx.app().store.db, p, &s).await? {
+            if crate::processes::catalogue::can_see_service(&ctx.app().store.db, p, &s).await? {
                 out.push(s);
             }
         }
@@ -494,7 +498,7 @@ impl ImpactAnalysis {
             .clamp(0, i32::try_from(app.max_page_size).unwrap_or(i32::MAX));
         let cis: Vec<i64> = self.0.cis.iter().map(|c| c.ci_id).collect();
         let services: Vec<i64> = self.0.services.iter().map(|s| s.service_id).collect();
-        let found = crate::domain::incident::open_incidents_touching(
+        let found = crate::processes::incident::open_incidents_touching(
             &app.store.db,
             ctx.principal()?,
             &cis,

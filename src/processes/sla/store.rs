@@ -1,11 +1,6 @@
 //! Service level management (ISO/IEC 20000-1 8.3.3): business calendars, SLAs
 //! with targets per priority, the priority matrix, and SLA clocks.
 
-pub mod calendar;
-pub mod clock;
-pub mod report;
-pub mod worker;
-
 use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
@@ -20,11 +15,9 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use self::calendar::{Calendar, Holiday, Window, format_hhmm, parse_time_zone};
-use super::{
-    Store, audit, catalogue, check_version, clean_name, directory::conflict_on_unique, now,
-    save_versioned,
-};
+use super::calendar::{self, Calendar, Holiday, Window, format_hhmm, parse_time_zone};
+use crate::processes::{catalogue, directory::conflict_on_unique};
+use crate::records::{Store, audit, check_version, clean_name, now, save_versioned};
 use crate::{
     auth::Principal,
     db::begin_write,
@@ -199,7 +192,7 @@ fn normalize(
         hs.push(HolidaySpec {
             date: h.date,
             yearly: h.yearly,
-            name: super::clean_text("name", h.name.clone(), 200)?,
+            name: crate::records::clean_text("name", h.name.clone(), 200)?,
         });
     }
     hs.sort_by_key(|h| h.date);

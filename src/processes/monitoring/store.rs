@@ -27,11 +27,12 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{
-    Store, audit, catalogue, check_version, clean_name,
+use crate::processes::{
+    catalogue,
     incident::{self as incidents, ClockCause, IncidentDraft, Raised},
-    insert_rows, now, save_versioned, sla as sla_domain,
+    sla as sla_domain,
 };
+use crate::records::{Store, audit, check_version, clean_name, insert_rows, now, save_versioned};
 use crate::{
     auth::{Principal, Role, TenantScope},
     config::IngestConfig,
@@ -201,18 +202,18 @@ fn apply_settings(m: &mut integration::Model, s: IntegrationSettings) -> AppResu
         m.name = name;
         m.name_key = key;
     }
-    super::patch(&mut m.default_service_id, s.default_service_id);
-    super::patch(
+    crate::records::patch(&mut m.default_service_id, s.default_service_id);
+    crate::records::patch(
         &mut m.default_assignment_group_id,
         s.default_assignment_group_id,
     );
-    super::patch(&mut m.default_impact, s.default_impact);
-    super::patch(&mut m.default_urgency, s.default_urgency);
-    super::patch(&mut m.resolve_action, s.resolve_action);
-    super::patch(&mut m.reopen_window_seconds, s.reopen_window_seconds);
-    super::patch(&mut m.flap_threshold, s.flap_threshold);
-    super::patch(&mut m.flap_window_seconds, s.flap_window_seconds);
-    super::patch(&mut m.active, s.active);
+    crate::records::patch(&mut m.default_impact, s.default_impact);
+    crate::records::patch(&mut m.default_urgency, s.default_urgency);
+    crate::records::patch(&mut m.resolve_action, s.resolve_action);
+    crate::records::patch(&mut m.reopen_window_seconds, s.reopen_window_seconds);
+    crate::records::patch(&mut m.flap_threshold, s.flap_threshold);
+    crate::records::patch(&mut m.flap_window_seconds, s.flap_window_seconds);
+    crate::records::patch(&mut m.active, s.active);
     if let Some(labels) = s.dedup_labels {
         m.dedup_labels = serde_json::to_value(labels).map_err(AppError::internal)?;
     }
@@ -473,7 +474,7 @@ pub async fn create_integration(
     let mut active: integration::ActiveModel = model.into();
     active.id = NotSet;
     let created = audit::insert(&txn, p, active).await.map_err(|e| {
-        super::directory::conflict_on_unique(
+        crate::processes::directory::conflict_on_unique(
             e,
             "an integration with this name already exists for this organization",
         )
@@ -500,7 +501,7 @@ pub async fn update_integration(
     apply_settings(&mut next, settings)?;
     check_integration(&txn, &next).await?;
     let saved = save_versioned(&txn, p, &before, next).await.map_err(|e| {
-        super::directory::conflict_on_unique(
+        crate::processes::directory::conflict_on_unique(
             e,
             "an integration with this name already exists for this organization",
         )

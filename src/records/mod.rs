@@ -1,13 +1,8 @@
-//! Business rules per process: validation, state machines, tenancy and audit,
-//! each operation in one transaction. Nothing here knows about GraphQL or HTTP.
+//! What every process shares for its records: the domain context ([`Store`]),
+//! input cleaning, versions, audit, and bulk inserts. Nothing here knows about
+//! GraphQL or HTTP.
 
 pub mod audit;
-pub mod catalogue;
-pub mod cmdb;
-pub mod directory;
-pub mod incident;
-pub mod monitoring;
-pub mod sla;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{DatabaseConnection, DbErr, SqlErr};
@@ -92,6 +87,25 @@ pub fn clean_email(field: &str, value: Option<String>) -> AppResult<Option<Strin
     }
 }
 
+/// A case-insensitive substring match on `column`, or `None` for a blank search.
+/// `%`, `_` and `\` in the search match themselves.
+pub fn name_contains<C: sea_orm::ColumnTrait>(
+    column: C,
+    search: Option<&str>,
+) -> Option<sea_orm::sea_query::Expr> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+    let search = search.map(str::trim).filter(|s| !s.is_empty())?;
+    let mut pattern = String::from("%");
+    for c in search.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    Some(Expr::expr(Func::lower(Expr::col(column))).like(LikeExpr::new(pattern).escape('\\')))
+}
+
 /// Optimistic concurrency: the caller must send the version it read.
 pub fn check_version(record: &str, sent: i32, current: i32) -> AppResult<()> {
     if sent == current {
@@ -121,32 +135,19 @@ pub trait Versioned {
     fn bump(&mut self);
 }
 
+/// Registers entity models as versioned (a `version` and an `updated_at`
+/// column). Each process registers its own in its `mod.rs`.
 macro_rules! versioned {
-    ($($model:path),*) => {$(
-        impl Versioned for $model {
+    ($($model:path),* $(,)?) => {$(
+        impl $crate::records::Versioned for $model {
             fn bump(&mut self) {
                 self.version += 1;
-                self.updated_at = now();
+                self.updated_at = $crate::records::now();
             }
         }
     )*};
 }
-versioned!(
-    entity::organization::Model,
-    entity::user::Model,
-    entity::support_group::Model,
-    entity::service::Model,
-    entity::service_offering::Model,
-    entity::ci_class::Model,
-    entity::configuration_item::Model,
-    entity::business_calendar::Model,
-    entity::sla::Model,
-    entity::priority_rule::Model,
-    entity::incident::Model,
-    entity::sla_clock::Model,
-    entity::integration::Model,
-    entity::incident_alert::Model
-);
+pub(crate) use versioned;
 
 type ActiveOf<M> = <<M as sea_orm::ModelTrait>::Entity as sea_orm::EntityTrait>::ActiveModel;
 
