@@ -3,9 +3,12 @@
 //! GraphQL or HTTP.
 
 pub mod audit;
+mod find;
+
+pub use find::{conflict_on_unique, ensure_free, find_visible, find_where, scope_to};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{DatabaseConnection, DbErr, SqlErr};
+use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::{
     error::{AppError, AppResult},
@@ -112,14 +115,6 @@ pub fn check_version(record: &str, sent: i32, current: i32) -> AppResult<()> {
         Ok(())
     } else {
         Err(AppError::stale(record, sent, current))
-    }
-}
-
-/// Maps a unique-constraint violation (a race past our own check) to `CONFLICT`.
-pub fn unique_or_internal(err: DbErr, conflict: impl FnOnce() -> String) -> AppError {
-    match err.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => AppError::Conflict(conflict()),
-        _ => AppError::internal(err),
     }
 }
 

@@ -8,6 +8,7 @@ use entity::{enums, service, service_offering, service_subscription};
 use futures_util::{Stream, StreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Query};
 
+use crate::auth::Staff;
 use crate::graphql::{
     args::maybe,
     context::{ContextExt, load},
@@ -425,13 +426,13 @@ pub struct CatalogueMutation;
 #[Object]
 impl CatalogueMutation {
     /// Adds a service to the catalogue (agent or admin).
+    #[graphql(guard = "Staff")]
     async fn create_service(
         &self,
         ctx: &Context<'_>,
         input: CreateServiceInput,
     ) -> async_graphql::Result<Service> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let new = domain::NewService {
             organization_id: input
                 .organization_id
@@ -459,13 +460,13 @@ impl CatalogueMutation {
     }
 
     /// Changes a service; `null` clears an optional field, an absent field is kept.
+    #[graphql(guard = "Staff")]
     async fn update_service(
         &self,
         ctx: &Context<'_>,
         input: UpdateServiceInput,
     ) -> async_graphql::Result<Service> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let patch = domain::ServicePatch {
             id: ids::expect(&input.id, "Service", "id")?,
             version: input.version,
@@ -482,6 +483,7 @@ impl CatalogueMutation {
     }
 
     /// Retires a service and its offerings.
+    #[graphql(guard = "Staff")]
     async fn retire_service(
         &self,
         ctx: &Context<'_>,
@@ -489,20 +491,19 @@ impl CatalogueMutation {
         version: i32,
     ) -> async_graphql::Result<Service> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let patch = domain::ServicePatch::retire(ids::expect(&id, "Service", "id")?, version);
         Ok(Service(
             domain::update_service(&ctx.app().store, p, patch).await?,
         ))
     }
 
+    #[graphql(guard = "Staff")]
     async fn create_service_offering(
         &self,
         ctx: &Context<'_>,
         input: CreateServiceOfferingInput,
     ) -> async_graphql::Result<ServiceOffering> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let new = domain::NewOffering {
             service_id: ids::reference(&input.service_id, "Service", "serviceId")?,
             name: input.name,
@@ -514,13 +515,13 @@ impl CatalogueMutation {
         ))
     }
 
+    #[graphql(guard = "Staff")]
     async fn update_service_offering(
         &self,
         ctx: &Context<'_>,
         input: UpdateServiceOfferingInput,
     ) -> async_graphql::Result<ServiceOffering> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let patch = domain::OfferingPatch {
             id: ids::expect(&input.id, "ServiceOffering", "id")?,
             version: input.version,
@@ -534,6 +535,7 @@ impl CatalogueMutation {
     }
 
     /// Subscribes a customer organization to a service.
+    #[graphql(guard = "Staff")]
     async fn subscribe_customer(
         &self,
         ctx: &Context<'_>,
@@ -541,7 +543,6 @@ impl CatalogueMutation {
         customer_id: ID,
     ) -> async_graphql::Result<ServiceSubscription> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let s = ids::reference(&service_id, "Service", "serviceId")?;
         let c = ids::reference(&customer_id, "Organization", "customerId")?;
         Ok(ServiceSubscription(
@@ -550,6 +551,7 @@ impl CatalogueMutation {
     }
 
     /// Ends a customer's subscription; true when it existed.
+    #[graphql(guard = "Staff")]
     async fn unsubscribe_customer(
         &self,
         ctx: &Context<'_>,
@@ -557,7 +559,6 @@ impl CatalogueMutation {
         customer_id: ID,
     ) -> async_graphql::Result<bool> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let s = ids::reference(&service_id, "Service", "serviceId")?;
         let c = ids::reference(&customer_id, "Organization", "customerId")?;
         domain::unsubscribe(&ctx.app().store, p, s, c).await?;

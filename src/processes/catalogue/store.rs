@@ -10,7 +10,7 @@ use sea_orm::{
     Set, sea_query::Query,
 };
 
-use crate::processes::directory::conflict_on_unique;
+use crate::records::conflict_on_unique;
 use crate::records::{
     Store, audit, check_version, clean_name, clean_text, now, patch, save_versioned,
 };
@@ -202,7 +202,6 @@ pub async fn create_service(
     p: &Principal,
     input: NewService,
 ) -> AppResult<service::Model> {
-    p.require_staff()?;
     let organization_id = input.organization_id.unwrap_or(p.organization_id);
     if !p.can_see(organization_id) {
         return Err(AppError::invalid_field(
@@ -405,7 +404,6 @@ pub async fn create_offering(
     p: &Principal,
     input: NewOffering,
 ) -> AppResult<service_offering::Model> {
-    p.require_staff()?;
     let (name, name_key) = clean_name("name", &input.name, 200)?;
     let description = clean_text("description", input.description, 10_000)?;
     let status = input.status.unwrap_or(LifecycleStatus::Pipeline);
@@ -499,7 +497,6 @@ pub async fn update_offering(
     p: &Principal,
     input: OfferingPatch,
 ) -> AppResult<service_offering::Model> {
-    p.require_staff()?;
     let txn = begin_write(&store.db).await?;
     let before = find_offering(&txn, p, input.id).await?;
     let svc = find_service(&txn, p, before.service_id).await?;
@@ -538,7 +535,6 @@ pub async fn subscribe(
     service_id: i64,
     customer_id: i64,
 ) -> AppResult<service_subscription::Model> {
-    p.require_staff()?;
     if !p.can_see(customer_id) {
         return Err(AppError::invalid_field(
             "customerId",
@@ -589,7 +585,6 @@ pub async fn unsubscribe(
     service_id: i64,
     customer_id: i64,
 ) -> AppResult<()> {
-    p.require_staff()?;
     let txn = begin_write(&store.db).await?;
     find_service(&txn, p, service_id).await?;
     let subscription = service_subscription::Entity::find()

@@ -13,6 +13,7 @@ use sea_orm::{
 };
 use serde_json::Value;
 
+use crate::auth::{Admin, Staff};
 use crate::graphql::{
     args::maybe,
     context::{ContextExt, load},
@@ -984,13 +985,13 @@ pub struct CmdbMutation;
 #[Object]
 impl CmdbMutation {
     /// Adds a CI class with its attribute schema (admin).
+    #[graphql(guard = "Admin")]
     async fn create_configuration_item_class(
         &self,
         ctx: &Context<'_>,
         input: CreateConfigurationItemClassInput,
     ) -> async_graphql::Result<ConfigurationItemClass> {
         let p = ctx.principal()?;
-        p.require_admin()?;
         let new = domain::NewCiClass {
             code: input.code,
             name: input.name,
@@ -1003,13 +1004,13 @@ impl CmdbMutation {
     }
 
     /// Changes a CI class (admin).
+    #[graphql(guard = "Admin")]
     async fn update_configuration_item_class(
         &self,
         ctx: &Context<'_>,
         input: UpdateConfigurationItemClassInput,
     ) -> async_graphql::Result<ConfigurationItemClass> {
         let p = ctx.principal()?;
-        p.require_admin()?;
         let patch = domain::CiClassPatch {
             id: ids::expect(&input.id, "ConfigurationItemClass", "id")?,
             version: input.version,
@@ -1025,13 +1026,13 @@ impl CmdbMutation {
     }
 
     /// Records a CI (agent or admin).
+    #[graphql(guard = "Staff")]
     async fn create_configuration_item(
         &self,
         ctx: &Context<'_>,
         input: CreateConfigurationItemInput,
     ) -> async_graphql::Result<ConfigurationItem> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let new = domain::NewCi {
             organization_id: optional_ref(
                 input.organization_id.as_ref(),
@@ -1057,13 +1058,13 @@ impl CmdbMutation {
     }
 
     /// Changes a CI; `null` clears an optional field, an absent field is kept.
+    #[graphql(guard = "Staff")]
     async fn update_configuration_item(
         &self,
         ctx: &Context<'_>,
         input: UpdateConfigurationItemInput,
     ) -> async_graphql::Result<ConfigurationItem> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let patch = domain::CiPatch {
             id: ids::expect(&input.id, "ConfigurationItem", "id")?,
             version: input.version,
@@ -1087,6 +1088,7 @@ impl CmdbMutation {
     }
 
     /// Retires a CI: final; its relationships and service links are removed.
+    #[graphql(guard = "Staff")]
     async fn retire_configuration_item(
         &self,
         ctx: &Context<'_>,
@@ -1094,7 +1096,6 @@ impl CmdbMutation {
         version: i32,
     ) -> async_graphql::Result<ConfigurationItem> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let patch = domain::CiPatch::retire(ids::expect(&id, "ConfigurationItem", "id")?, version);
         Ok(ConfigurationItem(
             domain::update_ci(&ctx.app().store, p, patch).await?,
@@ -1104,13 +1105,13 @@ impl CmdbMutation {
     /// Adds a relationship `source <kind> target` between two CIs of one
     /// organization. A self edge, a duplicate (`CONFLICT`), a CI of another
     /// organization or a retired CI is refused.
+    #[graphql(guard = "Staff")]
     async fn add_ci_relationship(
         &self,
         ctx: &Context<'_>,
         input: AddCiRelationshipInput,
     ) -> async_graphql::Result<CiRelationship> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let new = domain::NewRelationship {
             source_id: ids::reference(&input.source_id, "ConfigurationItem", "sourceId")?,
             target_id: ids::reference(&input.target_id, "ConfigurationItem", "targetId")?,
@@ -1123,19 +1124,20 @@ impl CmdbMutation {
     }
 
     /// Removes a relationship; true when it existed.
+    #[graphql(guard = "Staff")]
     async fn remove_ci_relationship(
         &self,
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<bool> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let n = ids::expect(&id, "CiRelationship", "id")?;
         domain::remove_relationship(&ctx.app().store, p, n).await?;
         Ok(true)
     }
 
     /// Records that a service consists of (among others) this CI.
+    #[graphql(guard = "Staff")]
     async fn add_service_configuration_item(
         &self,
         ctx: &Context<'_>,
@@ -1143,7 +1145,6 @@ impl CmdbMutation {
         configuration_item_id: ID,
     ) -> async_graphql::Result<ConfigurationItem> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let s = ids::reference(&service_id, "Service", "serviceId")?;
         let c = ids::reference(
             &configuration_item_id,
@@ -1157,6 +1158,7 @@ impl CmdbMutation {
     }
 
     /// Removes a CI from a service; true when it was part of it.
+    #[graphql(guard = "Staff")]
     async fn remove_service_configuration_item(
         &self,
         ctx: &Context<'_>,
@@ -1164,7 +1166,6 @@ impl CmdbMutation {
         configuration_item_id: ID,
     ) -> async_graphql::Result<bool> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let s = ids::reference(&service_id, "Service", "serviceId")?;
         let c = ids::reference(
             &configuration_item_id,
@@ -1181,13 +1182,13 @@ impl CmdbMutation {
     /// or ERROR with nothing of it written); a call over the limit is refused
     /// whole with `VALIDATION`. Discovery tools call it on a schedule: the same
     /// call twice answers UNCHANGED and writes nothing the second time.
+    #[graphql(guard = "Staff")]
     async fn upsert_configuration_items(
         &self,
         ctx: &Context<'_>,
         input: UpsertConfigurationItemsInput,
     ) -> async_graphql::Result<UpsertConfigurationItemsPayload> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let mut items = Vec::with_capacity(input.items.len());
         let mut early: Vec<Option<AppError>> = Vec::with_capacity(input.items.len());
         for i in input.items {

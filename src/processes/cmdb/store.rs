@@ -19,7 +19,8 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::processes::{catalogue, directory::conflict_on_unique};
+use crate::processes::catalogue;
+use crate::records::conflict_on_unique;
 use crate::records::{Store, audit, check_version, clean_name, clean_text, now, save_versioned};
 use crate::{
     auth::Principal,
@@ -413,7 +414,6 @@ pub async fn create_class(
     p: &Principal,
     input: NewCiClass,
 ) -> AppResult<ci_class::Model> {
-    p.require_admin()?;
     let code = clean_class_code(&input.code)?;
     let (name, _) = clean_name("name", &input.name, 200)?;
     let description = clean_text("description", input.description, 10_000)?;
@@ -470,7 +470,6 @@ pub async fn update_class(
     p: &Principal,
     input: CiClassPatch,
 ) -> AppResult<ci_class::Model> {
-    p.require_admin()?;
     let txn = begin_write(&store.db).await?;
     let before = find_class(&txn, input.id).await?;
     check_version("configuration item class", input.version, before.version)?;
@@ -509,7 +508,7 @@ async fn class_by_code<C: ConnectionTrait>(db: &C, code: &str) -> AppResult<ci_c
 
 /// The CIs a principal may see: those of its organizations.
 pub fn ci_visibility(p: &Principal) -> Condition {
-    crate::processes::directory::scope_to(p, configuration_item::Column::OrganizationId)
+    crate::records::scope_to(p, configuration_item::Column::OrganizationId)
 }
 
 /// A CI by id, or `NOT_FOUND` when it does not exist or belongs to another tenant.
@@ -641,7 +640,6 @@ pub async fn create_ci(
     p: &Principal,
     input: NewCi,
 ) -> AppResult<configuration_item::Model> {
-    p.require_staff()?;
     let organization_id = input.organization_id.unwrap_or(p.organization_id);
     if !p.can_see(organization_id) {
         return Err(AppError::invalid_field(
@@ -733,7 +731,6 @@ pub async fn update_ci(
     p: &Principal,
     input: CiPatch,
 ) -> AppResult<configuration_item::Model> {
-    p.require_staff()?;
     let txn = begin_write(&store.db).await?;
     let before = find_ci(&txn, p, input.id).await?;
     check_version("configuration item", input.version, before.version)?;
@@ -933,7 +930,6 @@ pub async fn add_relationship(
     p: &Principal,
     input: NewRelationship,
 ) -> AppResult<ci_relationship::Model> {
-    p.require_staff()?;
     let txn = begin_write(&store.db).await?;
     let source = referenced_ci(&txn, p, input.source_id, "sourceId").await?;
     let target = referenced_ci(&txn, p, input.target_id, "targetId").await?;
@@ -960,7 +956,6 @@ pub async fn add_relationship(
 
 /// Removes a relationship (staff).
 pub async fn remove_relationship(store: &Store, p: &Principal, id: i64) -> AppResult<()> {
-    p.require_staff()?;
     let txn = begin_write(&store.db).await?;
     let edge = find_relationship(&txn, p, id).await?;
     edge.clone().delete(&txn).await?;
@@ -981,7 +976,6 @@ pub async fn link_service_ci(
     service_id: i64,
     ci_id: i64,
 ) -> AppResult<service_configuration_item::Model> {
-    p.require_staff()?;
     let txn = begin_write(&store.db).await?;
     let svc = catalogue::find_service(&txn, p, service_id)
         .await
@@ -1044,7 +1038,6 @@ pub async fn unlink_service_ci(
     service_id: i64,
     ci_id: i64,
 ) -> AppResult<()> {
-    p.require_staff()?;
     let txn = begin_write(&store.db).await?;
     catalogue::find_service(&txn, p, service_id).await?;
     let link = service_configuration_item::Entity::find()
@@ -1617,7 +1610,6 @@ where
 /// written. Unchanged items write nothing at all, so a repeated call is idempotent.
 /// Relationships are only added or updated (their `redundant` flag), never removed.
 pub async fn upsert(store: &Store, p: &Principal, batch: UpsertBatch) -> AppResult<UpsertResult> {
-    p.require_staff()?;
     if batch.items.len() > MAX_UPSERT_ITEMS {
         return Err(AppError::invalid_field(
             "items",

@@ -5,18 +5,15 @@ use chrono::{DateTime, Utc};
 use entity::{organization, support_group, user};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
+use crate::auth::Admin;
 use crate::graphql::{
     args::maybe,
     context::{ContextExt, load},
     ids,
     pagination::{Keyset, Page, PageArgs, SortValue, page},
 };
-use crate::records::name_contains;
-use crate::{
-    auth::Principal,
-    error::AppError,
-    processes::directory::{self as domain, scope_to},
-};
+use crate::records::{name_contains, scope_to};
+use crate::{auth::Principal, error::AppError, processes::directory as domain};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entity::enums::OrganizationKind")]
@@ -398,6 +395,7 @@ pub struct DirectoryMutation;
 #[Object]
 impl DirectoryMutation {
     /// Adds a customer organization (admin).
+    #[graphql(guard = "Admin")]
     async fn create_organization(
         &self,
         ctx: &Context<'_>,
@@ -414,13 +412,13 @@ impl DirectoryMutation {
     }
 
     /// Renames, describes or (de)activates an organization (admin).
+    #[graphql(guard = "Admin")]
     async fn update_organization(
         &self,
         ctx: &Context<'_>,
         input: UpdateOrganizationInput,
     ) -> async_graphql::Result<Organization> {
         let p = ctx.principal()?;
-        p.require_admin()?;
         let patch = domain::OrganizationPatch {
             id: ids::expect(&input.id, "Organization", "id")?,
             version: input.version,
@@ -434,13 +432,13 @@ impl DirectoryMutation {
     }
 
     /// Adds a user (admin).
+    #[graphql(guard = "Admin")]
     async fn create_user(
         &self,
         ctx: &Context<'_>,
         input: CreateUserInput,
     ) -> async_graphql::Result<User> {
         let p = ctx.principal()?;
-        p.require_admin()?;
         let new = domain::NewUser {
             organization_id: ids::reference(
                 &input.organization_id,
@@ -454,13 +452,13 @@ impl DirectoryMutation {
         Ok(User(domain::create_user(&ctx.app().store, p, new).await?))
     }
 
+    #[graphql(guard = "Admin")]
     async fn update_user(
         &self,
         ctx: &Context<'_>,
         input: UpdateUserInput,
     ) -> async_graphql::Result<User> {
         let p = ctx.principal()?;
-        p.require_admin()?;
         let patch = domain::UserPatch {
             id: ids::expect(&input.id, "User", "id")?,
             version: input.version,
@@ -472,13 +470,13 @@ impl DirectoryMutation {
     }
 
     /// Adds a support group (admin).
+    #[graphql(guard = "Admin")]
     async fn create_support_group(
         &self,
         ctx: &Context<'_>,
         input: CreateSupportGroupInput,
     ) -> async_graphql::Result<SupportGroup> {
         let p = ctx.principal()?;
-        p.require_admin()?;
         let new = domain::NewSupportGroup {
             organization_id: input
                 .organization_id
@@ -494,13 +492,13 @@ impl DirectoryMutation {
         ))
     }
 
+    #[graphql(guard = "Admin")]
     async fn update_support_group(
         &self,
         ctx: &Context<'_>,
         input: UpdateSupportGroupInput,
     ) -> async_graphql::Result<SupportGroup> {
         let p = ctx.principal()?;
-        p.require_admin()?;
         let patch = domain::SupportGroupPatch {
             id: ids::expect(&input.id, "SupportGroup", "id")?,
             version: input.version,
@@ -514,6 +512,7 @@ impl DirectoryMutation {
     }
 
     /// Adds a user to a support group (admin); returns the group.
+    #[graphql(guard = "Admin")]
     async fn add_group_member(
         &self,
         ctx: &Context<'_>,
@@ -521,7 +520,6 @@ impl DirectoryMutation {
         user_id: ID,
     ) -> async_graphql::Result<SupportGroup> {
         let p = ctx.principal()?;
-        p.require_admin()?;
         let (g, u) = (
             ids::expect(&group_id, "SupportGroup", "groupId")?,
             ids::reference(&user_id, "User", "userId")?,
@@ -534,6 +532,7 @@ impl DirectoryMutation {
     }
 
     /// Removes a user from a support group (admin); returns the group.
+    #[graphql(guard = "Admin")]
     async fn remove_group_member(
         &self,
         ctx: &Context<'_>,
@@ -541,7 +540,6 @@ impl DirectoryMutation {
         user_id: ID,
     ) -> async_graphql::Result<SupportGroup> {
         let p = ctx.principal()?;
-        p.require_admin()?;
         let (g, u) = (
             ids::expect(&group_id, "SupportGroup", "groupId")?,
             ids::reference(&user_id, "User", "userId")?,

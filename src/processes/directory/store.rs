@@ -7,8 +7,8 @@ use sea_orm::{
 };
 
 use crate::records::{
-    Store, audit, check_version, clean_email, clean_name, clean_text, now, patch, save_versioned,
-    unique_or_internal,
+    Store, audit, check_version, clean_email, clean_name, clean_text, conflict_on_unique,
+    ensure_free, find_visible, now, patch, save_versioned,
 };
 use crate::{
     auth::{Principal, Role, TenantScope},
@@ -90,7 +90,6 @@ pub async fn create_organization(
     p: &Principal,
     input: NewOrganization,
 ) -> AppResult<organization::Model> {
-    p.require_admin()?;
     let code = clean_code(&input.code)?;
     let (name, name_key) = clean_name("name", &input.name, 200)?;
     let description = clean_text("description", input.description, 10_000)?;
@@ -125,34 +124,17 @@ async fn ensure_free_org<C: ConnectionTrait>(
     name_key: &str,
     except: Option<i64>,
 ) -> AppResult<()> {
-    let clash = organization::Entity::find()
-        .filter(
-            Condition::any()
-                .add(organization::Column::Code.eq(code))
-                .add(organization::Column::NameKey.eq(name_key)),
-        )
-        .all(db)
-        .await?;
-    match clash.iter().find(|o| Some(o.id) != except) {
-        Some(o) if o.code == code => Err(AppError::Conflict(format!(
-            "an organization with code {code:?} already exists"
-        ))),
-        Some(_) => Err(AppError::Conflict(
-            "an organization with this name already exists".into(),
-        )),
-        None => Ok(()),
-    }
-}
-
-/// Internal errors from a unique index become `CONFLICT`; everything else passes through.
-pub fn conflict_on_unique(err: AppError, message: &str) -> AppError {
-    match err {
-        AppError::Internal(source) => match source.downcast::<sea_orm::DbErr>() {
-            Ok(db_err) => unique_or_internal(*db_err, || message.to_owned()),
-            Err(other) => AppError::Internal(other),
-        },
-        other => other,
-    }
+    let clash = Condition::any()
+        .add(organization::Column::Code.eq(code))
+        .add(organization::Column::NameKey.eq(name_key));
+    ensure_free::<organization::Entity, _>(db, clash, except, |o| {
+        if o.code == code {
+            format!("an organization with code {code:?} already exists")
+        } else {
+            "an organization with this name already exists".into()
+        }
+    })
+    .await
 }
 
 pub struct OrganizationPatch {
@@ -168,7 +150,6 @@ pub async fn update_organization(
     p: &Principal,
     input: OrganizationPatch,
 ) -> AppResult<organization::Model> {
-    p.require_admin()?;
     let txn = begin_write(&store.db).await?;
     let before = organization::Entity::find_by_id(input.id)
         .one(&txn)
@@ -210,7 +191,6 @@ pub struct NewUser {
 }
 
 pub async fn create_user(store: &Store, p: &Principal, input: NewUser) -> AppResult<user::Model> {
-    p.require_admin()?;
     let subject = input.subject.trim().to_owned();
     if subject.is_empty() || subject.len() > 200 {
         return Err(AppError::invalid_field(
@@ -266,7 +246,6 @@ pub struct UserPatch {
 }
 
 pub async fn update_user(store: &Store, p: &Principal, input: UserPatch) -> AppResult<user::Model> {
-    p.require_admin()?;
     let txn = begin_write(&store.db).await?;
     let before = user::Entity::find_by_id(input.id)
         .one(&txn)
@@ -298,7 +277,6 @@ pub async fn create_support_group(
     p: &Principal,
     input: NewSupportGroup,
 ) -> AppResult<support_group::Model> {
-    p.require_admin()?;
     let organization_id = input.organization_id.unwrap_or(p.organization_id);
     let (name, name_key) = clean_name("name", &input.name, 200)?;
     let description = clean_text("description", input.description, 10_000)?;
@@ -337,17 +315,13 @@ async fn ensure_free_group<C: ConnectionTrait>(
     name_key: &str,
     except: Option<i64>,
 ) -> AppResult<()> {
-    let clash = support_group::Entity::find()
-        .filter(support_group::Column::OrganizationId.eq(org))
-        .filter(support_group::Column::NameKey.eq(name_key))
-        .one(db)
-        .await?;
-    match clash {
-        Some(g) if Some(g.id) != except => Err(AppError::Conflict(
-            "a support group with this name already exists".into(),
-        )),
-        _ => Ok(()),
-    }
+    let clash = Condition::all()
+        .add(support_group::Column::OrganizationId.eq(org))
+        .add(support_group::Column::NameKey.eq(name_key));
+    ensure_free::<support_group::Entity, _>(db, clash, except, |_| {
+        "a support group with this name already exists".into()
+    })
+    .await
 }
 
 pub struct SupportGroupPatch {
@@ -363,7 +337,6 @@ pub async fn update_support_group(
     p: &Principal,
     input: SupportGroupPatch,
 ) -> AppResult<support_group::Model> {
-    p.require_admin()?;
     let txn = begin_write(&store.db).await?;
     let before = support_group::Entity::find_by_id(input.id)
         .one(&txn)
@@ -395,7 +368,6 @@ pub async fn add_group_member(
     group_id: i64,
     user_id: i64,
 ) -> AppResult<group_membership::Model> {
-    p.require_admin()?;
     let txn = begin_write(&store.db).await?;
     support_group::Entity::find_by_id(group_id)
         .one(&txn)
@@ -437,7 +409,6 @@ pub async fn remove_group_member(
     group_id: i64,
     user_id: i64,
 ) -> AppResult<()> {
-    p.require_admin()?;
     let txn = begin_write(&store.db).await?;
     let membership = group_membership::Entity::find()
         .filter(group_membership::Column::GroupId.eq(group_id))
@@ -457,10 +428,7 @@ pub async fn find_organization<C: ConnectionTrait>(
     p: &Principal,
     id: i64,
 ) -> AppResult<organization::Model> {
-    match organization::Entity::find_by_id(id).one(db).await? {
-        Some(o) if p.can_see(o.id) => Ok(o),
-        _ => Err(AppError::not_found("organization")),
-    }
+    find_visible::<organization::Entity, _>(db, p, id, "organization").await
 }
 
 /// A user of an organization the caller may see, or `NOT_FOUND`.
@@ -469,10 +437,7 @@ pub async fn find_user<C: ConnectionTrait>(
     p: &Principal,
     id: i64,
 ) -> AppResult<user::Model> {
-    match user::Entity::find_by_id(id).one(db).await? {
-        Some(u) if p.can_see(u.organization_id) => Ok(u),
-        _ => Err(AppError::not_found("user")),
-    }
+    find_visible::<user::Entity, _>(db, p, id, "user").await
 }
 
 /// A support group of an organization the caller may see, or `NOT_FOUND`.
@@ -481,16 +446,5 @@ pub async fn find_support_group<C: ConnectionTrait>(
     p: &Principal,
     id: i64,
 ) -> AppResult<support_group::Model> {
-    match support_group::Entity::find_by_id(id).one(db).await? {
-        Some(g) if p.can_see(g.organization_id) => Ok(g),
-        _ => Err(AppError::not_found("support group")),
-    }
-}
-
-/// Narrows a query on a column holding an organization id to what the caller may see.
-pub fn scope_to<C: ColumnTrait>(p: &Principal, column: C) -> Condition {
-    match p.visible_organizations() {
-        None => Condition::all(),
-        Some(orgs) => Condition::all().add(column.is_in(orgs.iter().copied())),
-    }
+    find_visible::<support_group::Entity, _>(db, p, id, "support group").await
 }

