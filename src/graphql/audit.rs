@@ -68,13 +68,11 @@ pub async fn find_event(ctx: &Context<'_>, id: i64) -> AppResult<audit_event::Mo
 }
 
 fn newest_first() -> Keyset<audit_event::Entity> {
-    Keyset {
-        column: audit_event::Column::Id,
-        id: audit_event::Column::Id,
-        descending: true,
-        key: |m: &audit_event::Model| SortValue::Int(m.id),
-        id_of: |m| m.id,
-    }
+    Keyset::by(
+        audit_event::Column::Id,
+        |m: &audit_event::Model| SortValue::Int(m.id),
+        true,
+    )
 }
 
 #[derive(InputObject, Default)]

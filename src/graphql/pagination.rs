@@ -103,6 +103,34 @@ pub struct Keyset<E: EntityTrait> {
     pub id_of: fn(&E::Model) -> i64,
 }
 
+impl<E: EntityTrait> Keyset<E>
+where
+    E::Model: crate::records::Identified,
+{
+    /// Ordered by `column` (`key` reads its value from a row), then by id.
+    pub fn by(column: E::Column, key: fn(&E::Model) -> SortValue, descending: bool) -> Self {
+        Self {
+            column,
+            id: crate::records::id_column::<E>(),
+            descending,
+            key,
+            id_of: <E::Model as crate::records::Identified>::row_id,
+        }
+    }
+
+    /// Ordered by id alone.
+    pub fn by_id(descending: bool) -> Self {
+        fn id_key<M: crate::records::Identified>(m: &M) -> SortValue {
+            SortValue::Int(m.row_id())
+        }
+        Self::by(
+            crate::records::id_column::<E>(),
+            id_key::<E::Model>,
+            descending,
+        )
+    }
+}
+
 /// Extra fields of every connection.
 pub struct ConnectionFields {
     count: Box<dyn Fn() -> BoxFuture<'static, Result<u64, DbErr>> + Send + Sync>,

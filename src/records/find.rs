@@ -47,6 +47,37 @@ where
     .await
 }
 
+/// A row with an `i64` id: every audited record, and the logs that are not.
+pub trait Identified {
+    fn row_id(&self) -> i64;
+}
+
+impl<M: Audited> Identified for M {
+    fn row_id(&self) -> i64 {
+        self.record_id()
+    }
+}
+
+impl Identified for entity::audit_event::Model {
+    fn row_id(&self) -> i64 {
+        self.id
+    }
+}
+
+impl Identified for entity::ingest_delivery::Model {
+    fn row_id(&self) -> i64 {
+        self.id
+    }
+}
+
+/// The id column of a record type (its primary key).
+pub fn id_column<E: EntityTrait>() -> E::Column {
+    <E::PrimaryKey as sea_orm::Iterable>::iter()
+        .next()
+        .map(PrimaryKeyToColumn::into_column)
+        .expect("every entity has a primary key")
+}
+
 /// Narrows a query on a column holding an organization id to what the caller may see.
 pub fn scope_to<C: ColumnTrait>(p: &Principal, column: C) -> Condition {
     match p.visible_organizations() {
@@ -70,12 +101,7 @@ where
 {
     let mut query = E::find().filter(clash);
     if let Some(id) = except {
-        let key = <E::PrimaryKey as sea_orm::Iterable>::iter()
-            .next()
-            .map(PrimaryKeyToColumn::into_column);
-        if let Some(key) = key {
-            query = query.filter(key.ne(id));
-        }
+        query = query.filter(id_column::<E>().ne(id));
     }
     match query.one(db).await? {
         Some(other) => Err(AppError::Conflict(conflict(&other))),

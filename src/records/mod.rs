@@ -5,7 +5,9 @@
 pub mod audit;
 mod find;
 
-pub use find::{conflict_on_unique, ensure_free, find_visible, find_where, scope_to};
+pub use find::{
+    Identified, conflict_on_unique, ensure_free, find_visible, find_where, id_column, scope_to,
+};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{DatabaseConnection, DbErr};

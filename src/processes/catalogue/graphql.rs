@@ -10,7 +10,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Query};
 
 use crate::auth::Staff;
 use crate::graphql::{
-    args::maybe,
+    args::{maybe, patch_ref},
     context::{ContextExt, load},
     ids,
     pagination::{Keyset, Page, PageArgs, SortValue, page},
@@ -313,27 +313,21 @@ impl CatalogueQuery {
         let sort = sort.unwrap_or_default();
         let descending = sort.direction == SortDirection::Desc;
         let keyset = match sort.field {
-            ServiceSortField::Name => Keyset {
-                column: service::Column::NameKey,
-                id: service::Column::Id,
+            ServiceSortField::Name => Keyset::by(
+                service::Column::NameKey,
+                |m: &service::Model| SortValue::Str(m.name_key.clone()),
                 descending,
-                key: |m: &service::Model| SortValue::Str(m.name_key.clone()),
-                id_of: |m: &service::Model| m.id,
-            },
-            ServiceSortField::CreatedAt => Keyset {
-                column: service::Column::CreatedAt,
-                id: service::Column::Id,
+            ),
+            ServiceSortField::CreatedAt => Keyset::by(
+                service::Column::CreatedAt,
+                |m: &service::Model| SortValue::Time(m.created_at),
                 descending,
-                key: |m: &service::Model| SortValue::Time(m.created_at),
-                id_of: |m: &service::Model| m.id,
-            },
-            ServiceSortField::UpdatedAt => Keyset {
-                column: service::Column::UpdatedAt,
-                id: service::Column::Id,
+            ),
+            ServiceSortField::UpdatedAt => Keyset::by(
+                service::Column::UpdatedAt,
+                |m: &service::Model| SortValue::Time(m.updated_at),
                 descending,
-                key: |m: &service::Model| SortValue::Time(m.updated_at),
-                id_of: |m: &service::Model| m.id,
-            },
+            ),
         };
         page(
             ctx,
@@ -410,16 +404,6 @@ pub struct UpdateServiceOfferingInput {
     pub status: Option<LifecycleStatus>,
 }
 
-fn optional_ref(
-    v: MaybeUndefined<ID>,
-    kind: &str,
-    field: &str,
-) -> Result<Option<Option<i64>>, AppError> {
-    maybe(v)
-        .map(|o| o.map(|id| ids::reference(&id, kind, field)).transpose())
-        .transpose()
-}
-
 #[derive(Default)]
 pub struct CatalogueMutation;
 
@@ -474,8 +458,8 @@ impl CatalogueMutation {
             description: maybe(input.description),
             status: input.status.map(Into::into),
             criticality: input.criticality.map(Into::into),
-            owner_group_id: optional_ref(input.owner_group_id, "SupportGroup", "ownerGroupId")?,
-            owner_user_id: optional_ref(input.owner_user_id, "User", "ownerUserId")?,
+            owner_group_id: patch_ref(input.owner_group_id, "SupportGroup", "ownerGroupId")?,
+            owner_user_id: patch_ref(input.owner_user_id, "User", "ownerUserId")?,
         };
         Ok(Service(
             domain::update_service(&ctx.app().store, p, patch).await?,

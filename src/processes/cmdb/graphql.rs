@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::auth::{Admin, Staff};
 use crate::graphql::{
-    args::maybe,
+    args::{maybe, optional_ref},
     context::{ContextExt, load},
     ids,
     pagination::{Keyset, Page, PageArgs, SortValue, page},
@@ -600,13 +600,11 @@ fn attribute_equals(backend: DbBackend, f: &AttributeEquals) -> AppResult<Simple
 }
 
 fn by_code() -> Keyset<ci_class::Entity> {
-    Keyset {
-        column: ci_class::Column::Code,
-        id: ci_class::Column::Id,
-        descending: false,
-        key: |m: &ci_class::Model| SortValue::Str(m.code.clone()),
-        id_of: |m| m.id,
-    }
+    Keyset::by(
+        ci_class::Column::Code,
+        |m: &ci_class::Model| SortValue::Str(m.code.clone()),
+        false,
+    )
 }
 
 #[derive(Default)]
@@ -710,13 +708,11 @@ impl CmdbQuery {
         for a in f.attributes.unwrap_or_default() {
             q = q.filter(attribute_equals(backend, &a)?);
         }
-        let keyset = Keyset {
-            column: configuration_item::Column::NameKey,
-            id: configuration_item::Column::Id,
-            descending: false,
-            key: |m: &configuration_item::Model| SortValue::Str(m.name_key.clone()),
-            id_of: |m: &configuration_item::Model| m.id,
-        };
+        let keyset = Keyset::by(
+            configuration_item::Column::NameKey,
+            |m: &configuration_item::Model| SortValue::Str(m.name_key.clone()),
+            false,
+        );
         page(
             ctx,
             q,
@@ -973,10 +969,6 @@ pub struct UpsertConfigurationItemsPayload {
     pub updated: i32,
     pub unchanged: i32,
     pub errors: i32,
-}
-
-fn optional_ref(v: Option<&ID>, kind: &str, field: &str) -> AppResult<Option<i64>> {
-    v.map(|id| ids::reference(id, kind, field)).transpose()
 }
 
 #[derive(Default)]

@@ -220,13 +220,11 @@ impl DirectoryQuery {
         if let Some(cond) = name_contains(organization::Column::Name, f.search.as_deref()) {
             q = q.filter(cond);
         }
-        let keyset: Keyset<organization::Entity> = Keyset {
-            column: organization::Column::NameKey,
-            id: organization::Column::Id,
-            descending: false,
-            key: |m: &organization::Model| SortValue::Str(m.name_key.clone()),
-            id_of: |m| m.id,
-        };
+        let keyset = Keyset::by(
+            organization::Column::NameKey,
+            |m: &organization::Model| SortValue::Str(m.name_key.clone()),
+            false,
+        );
         page(
             ctx,
             q,
@@ -267,13 +265,11 @@ impl DirectoryQuery {
         if let Some(cond) = name_contains(user::Column::DisplayName, f.search.as_deref()) {
             q = q.filter(cond);
         }
-        let keyset: Keyset<user::Entity> = Keyset {
-            column: user::Column::Id,
-            id: user::Column::Id,
-            descending: false,
-            key: |m: &user::Model| SortValue::Int(m.id),
-            id_of: |m| m.id,
-        };
+        let keyset = Keyset::by(
+            user::Column::Id,
+            |m: &user::Model| SortValue::Int(m.id),
+            false,
+        );
         page(
             ctx,
             q,
@@ -307,13 +303,11 @@ impl DirectoryQuery {
         if let Some(cond) = name_contains(support_group::Column::Name, search.as_deref()) {
             q = q.filter(cond);
         }
-        let keyset: Keyset<support_group::Entity> = Keyset {
-            column: support_group::Column::NameKey,
-            id: support_group::Column::Id,
-            descending: false,
-            key: |m: &support_group::Model| SortValue::Str(m.name_key.clone()),
-            id_of: |m| m.id,
-        };
+        let keyset = Keyset::by(
+            support_group::Column::NameKey,
+            |m: &support_group::Model| SortValue::Str(m.name_key.clone()),
+            false,
+        );
         page(
             ctx,
             q,

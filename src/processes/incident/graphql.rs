@@ -11,10 +11,10 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::auth::Staff;
 use crate::graphql::{
-    args::maybe,
+    args::{maybe, patch_ref, refs},
     context::{ContextExt, load},
     ids,
-    pagination::{Keyset, Page, PageArgs, SortValue, page},
+    pagination::{Keyset, Page, PageArgs, page},
 };
 use crate::processes::{
     catalogue::graphql::Service,
@@ -325,13 +325,7 @@ impl IncidentQuery {
         if let Some(m) = f.major {
             q = q.filter(incident::Column::Major.eq(m));
         }
-        let keyset = Keyset {
-            column: incident::Column::Id,
-            id: incident::Column::Id,
-            descending: true,
-            key: |m: &incident::Model| SortValue::Int(m.id),
-            id_of: |m: &incident::Model| m.id,
-        };
+        let keyset = Keyset::<incident::Entity>::by_id(true);
         page(
             ctx,
             q,
@@ -418,25 +412,6 @@ pub struct AddIncidentNoteInput {
     pub body: String,
 }
 
-fn optional_ref(
-    v: MaybeUndefined<ID>,
-    kind: &str,
-    field: &str,
-) -> Result<Option<Option<i64>>, AppError> {
-    maybe(v)
-        .map(|o| o.map(|id| ids::reference(&id, kind, field)).transpose())
-        .transpose()
-}
-
-fn ci_refs(v: Option<Vec<ID>>) -> Result<Option<Vec<i64>>, AppError> {
-    v.map(|ids| {
-        ids.iter()
-            .map(|id| ids::reference(id, "ConfigurationItem", "affectedCiIds"))
-            .collect()
-    })
-    .transpose()
-}
-
 fn opt_ref(v: &Option<ID>, kind: &str, field: &str) -> Result<Option<i64>, AppError> {
     v.as_ref()
         .map(|id| ids::reference(id, kind, field))
@@ -471,7 +446,8 @@ impl IncidentMutation {
             assignee_id: opt_ref(&input.assignee_id, "User", "assigneeId")?,
             source: input.source.map(Into::into),
             category: input.category,
-            affected_ci_ids: ci_refs(input.affected_ci_ids)?.unwrap_or_default(),
+            affected_ci_ids: refs(input.affected_ci_ids, "ConfigurationItem", "affectedCiIds")?
+                .unwrap_or_default(),
         };
         let (created, _) = domain::create_incident(&ctx.app().store, p, new).await?;
         Ok(Incident(created))
@@ -495,7 +471,7 @@ impl IncidentMutation {
             urgency: input.urgency,
             major: input.major,
             category: maybe(input.category),
-            affected_ci_ids: ci_refs(input.affected_ci_ids)?,
+            affected_ci_ids: refs(input.affected_ci_ids, "ConfigurationItem", "affectedCiIds")?,
         };
         Ok(Incident(
             domain::update_incident(&ctx.app().store, p, patch).await?,
@@ -511,12 +487,12 @@ impl IncidentMutation {
     ) -> async_graphql::Result<Incident> {
         let p = ctx.principal()?;
         let id = ids::expect(&input.id, "Incident", "id")?;
-        let group = optional_ref(
+        let group = patch_ref(
             input.assignment_group_id,
             "SupportGroup",
             "assignmentGroupId",
         )?;
-        let assignee = optional_ref(input.assignee_id, "User", "assigneeId")?;
+        let assignee = patch_ref(input.assignee_id, "User", "assigneeId")?;
         Ok(Incident(
             domain::assign_incident(&ctx.app().store, p, id, input.version, group, assignee)
                 .await?,

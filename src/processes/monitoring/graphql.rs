@@ -454,13 +454,11 @@ impl MonitoringQuery {
         if let Some(a) = f.active {
             q = q.filter(integration::Column::Active.eq(a));
         }
-        let keyset = Keyset {
-            column: integration::Column::NameKey,
-            id: integration::Column::Id,
-            descending: false,
-            key: |m: &integration::Model| SortValue::Str(m.name_key.clone()),
-            id_of: |m: &integration::Model| m.id,
-        };
+        let keyset = Keyset::by(
+            integration::Column::NameKey,
+            |m: &integration::Model| SortValue::Str(m.name_key.clone()),
+            false,
+        );
         page(
             ctx,
             q,
@@ -503,13 +501,7 @@ impl MonitoringQuery {
                 "integrationId",
             )?));
         }
-        let keyset = Keyset {
-            column: ingest_delivery::Column::Id,
-            id: ingest_delivery::Column::Id,
-            descending: true,
-            key: |m: &ingest_delivery::Model| SortValue::Int(m.id),
-            id_of: |m: &ingest_delivery::Model| m.id,
-        };
+        let keyset = Keyset::<ingest_delivery::Entity>::by_id(true);
         page(
             ctx,
             q,

@@ -413,13 +413,11 @@ impl SlaQuery {
         let p = ctx.principal()?;
         let q = business_calendar::Entity::find()
             .filter(scope_to(p, business_calendar::Column::OrganizationId));
-        let keyset = Keyset {
-            column: business_calendar::Column::NameKey,
-            id: business_calendar::Column::Id,
-            descending: false,
-            key: |m: &business_calendar::Model| SortValue::Str(m.name_key.clone()),
-            id_of: |m: &business_calendar::Model| m.id,
-        };
+        let keyset = Keyset::by(
+            business_calendar::Column::NameKey,
+            |m: &business_calendar::Model| SortValue::Str(m.name_key.clone()),
+            false,
+        );
         page(
             ctx,
             q,
@@ -473,13 +471,7 @@ impl SlaQuery {
         if let Some(kind) = f.kind {
             q = q.filter(sla::Column::Kind.eq(enums::AgreementKind::from(kind)));
         }
-        let keyset = Keyset {
-            column: sla::Column::Id,
-            id: sla::Column::Id,
-            descending: true,
-            key: |m: &sla::Model| SortValue::Int(m.id),
-            id_of: |m: &sla::Model| m.id,
-        };
+        let keyset = Keyset::<sla::Entity>::by_id(true);
         page(
             ctx,
             q,
@@ -1043,13 +1035,7 @@ impl SlaReport {
                     self.from, self.to, self.at, span,
                 )),
             );
-        let keyset = Keyset {
-            column: incident::Column::Id,
-            id: incident::Column::Id,
-            descending: true,
-            key: |m: &incident::Model| SortValue::Int(m.id),
-            id_of: |m: &incident::Model| m.id,
-        };
+        let keyset = Keyset::<incident::Entity>::by_id(true);
         page(
             ctx,
             q,
