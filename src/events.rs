@@ -3,8 +3,73 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use sea_orm::{DatabaseConnection, DbErr};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+// TEMPORARY for the branches being merged; removed after the merge.
+pub use crate::processes::{
+    cmdb::CiChanged,
+    incident::{IncidentChangeKind, IncidentChanged},
+};
+
+/// How an event crosses to the other server processes (see `crate::relay`):
+/// as a small reference to its records, never the records themselves, which
+/// the receiving process reloads.
+pub trait Relay: Sized {
+    type Wire: Serialize + DeserializeOwned + Send;
+    fn to_wire(&self) -> Self::Wire;
+    /// The event again from its reference; `None` when its records are gone.
+    fn from_wire(
+        db: &DatabaseConnection,
+        wire: Self::Wire,
+    ) -> impl std::future::Future<Output = Result<Option<Self>, DbErr>> + Send;
+}
+
+impl<T: Relay + Send> Relay for Box<T> {
+    type Wire = T::Wire;
+    fn to_wire(&self) -> Self::Wire {
+        T::to_wire(self)
+    }
+    async fn from_wire(db: &DatabaseConnection, wire: Self::Wire) -> Result<Option<Self>, DbErr> {
+        Ok(T::from_wire(db, wire).await?.map(Box::new))
+    }
+}
+
+/// Declares [`DomainEvent`] and its wire form [`WireEvent`] from one list.
+macro_rules! domain_events {
+    ($($(#[$doc:meta])* $name:ident($ty:ty)),* $(,)?) => {
+        /// Every event the bus carries.
+        #[derive(Debug, Clone)]
+        pub enum DomainEvent {
+            $($(#[$doc])* $name($ty),)*
+        }
+
+        /// An event as sent to other server processes.
+        #[derive(Debug, Serialize, Deserialize)]
+        #[serde(tag = "t", content = "e")]
+        pub enum WireEvent {
+            $($name(<$ty as Relay>::Wire),)*
+        }
+
+        impl DomainEvent {
+            pub fn to_wire(&self) -> WireEvent {
+                match self {
+                    $(Self::$name(e) => WireEvent::$name(e.to_wire()),)*
+                }
+            }
+        }
+
+        impl WireEvent {
+            /// The event with its records reloaded; `None` when they are gone.
+            pub async fn reload(self, db: &DatabaseConnection) -> Result<Option<DomainEvent>, DbErr> {
+                Ok(match self {
+                    $(Self::$name(w) => <$ty as Relay>::from_wire(db, w).await?.map(DomainEvent::$name),)*
+                })
+            }
+        }
+    };
+}
 
 /// What happened to a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,75 +80,15 @@ pub enum ChangeKind {
     Deleted,
 }
 
-/// A committed change to a service, with the organizations allowed to see it.
-#[derive(Debug, Clone)]
-pub struct ServiceChanged {
-    pub kind: ChangeKind,
-    pub service: entity::service::Model,
-    /// The owner organization and the subscribing customers at the time of the change.
-    pub visible_to: Vec<i64>,
-    pub changed_fields: Vec<String>,
-}
-
-/// A committed change to a configuration item; visible to its tenant's principals.
-#[derive(Debug, Clone)]
-pub struct CiChanged {
-    pub kind: ChangeKind,
-    pub ci: entity::configuration_item::Model,
-    pub changed_fields: Vec<String>,
-}
-
-/// What happened to an incident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum IncidentChangeKind {
-    Created,
-    Updated,
-    StateChanged,
-    Commented,
-}
-
-/// A committed change to an incident. Its customer is the only organization
-/// (besides the staff serving it) allowed to see it.
-#[derive(Debug, Clone)]
-pub struct IncidentChanged {
-    pub kind: IncidentChangeKind,
-    pub incident: entity::incident::Model,
-    pub changed_fields: Vec<String>,
-    /// The timeline entry added, for `Commented`.
-    pub note: Option<entity::incident_note::Model>,
-}
-
-/// What an SLA clock did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SlaEventKind {
-    /// Crossed a warning threshold (percent of its target).
-    Warning,
-    /// Went past its target.
-    Breached,
-    /// Stopped within its target.
-    Met,
-}
-
-/// An SLA clock event, fired once per clock and threshold.
-#[derive(Debug, Clone)]
-pub struct SlaClockEvent {
-    pub kind: SlaEventKind,
-    /// The warning threshold in percent, for `Warning`.
-    pub threshold: Option<u32>,
-    pub clock: entity::sla_clock::Model,
-    pub incident: entity::incident::Model,
-    pub at: chrono::DateTime<chrono::Utc>,
-}
-
-/// Every event the bus carries. Each process adds its variants here.
-#[derive(Debug, Clone)]
-pub enum DomainEvent {
-    ServiceChanged(ServiceChanged),
+// Every event the bus carries (`DomainEvent`): one line per event type, each
+// defined (with its `Relay` form) in its process's `events.rs`.
+domain_events! {
+    ServiceChanged(crate::processes::catalogue::ServiceChanged),
     /// An organization was changed (its code, name or active flag); caches drop it.
     OrganizationChanged(entity::organization::Model),
-    ConfigurationItemChanged(CiChanged),
-    IncidentChanged(Box<IncidentChanged>),
-    SlaEvent(Box<SlaClockEvent>),
+    ConfigurationItemChanged(crate::processes::cmdb::CiChanged),
+    IncidentChanged(Box<crate::processes::incident::IncidentChanged>),
+    SlaEvent(Box<crate::processes::sla::SlaClockEvent>),
 }
 
 /// What the relay to other processes is handed, in order.

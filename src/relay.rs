@@ -8,50 +8,13 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use entity::{configuration_item, incident, incident_note, organization, service, sla_clock};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::events::{
-    ChangeKind, CiChanged, DomainEvent, EventBus, IncidentChangeKind, IncidentChanged, Relayed,
-    ServiceChanged, SlaClockEvent, SlaEventKind,
-};
+use crate::events::{EventBus, Relayed, WireEvent};
 
 pub const CHANNEL: &str = "servicegraph_events";
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
-enum Wire {
-    Service {
-        kind: ChangeKind,
-        id: i64,
-        visible_to: Vec<i64>,
-        changed_fields: Vec<String>,
-    },
-    Incident {
-        kind: IncidentChangeKind,
-        id: i64,
-        changed_fields: Vec<String>,
-        note_id: Option<i64>,
-    },
-    Organization {
-        id: i64,
-    },
-    ConfigurationItem {
-        kind: ChangeKind,
-        id: i64,
-        changed_fields: Vec<String>,
-    },
-    Sla {
-        kind: SlaEventKind,
-        threshold: Option<u32>,
-        clock_id: i64,
-        incident_id: i64,
-        at: DateTime<Utc>,
-    },
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Envelope {
@@ -59,123 +22,7 @@ struct Envelope {
     /// The sender's count: keeps equal events of one batch apart.
     #[serde(default)]
     seq: u64,
-    event: Wire,
-}
-
-fn to_wire(e: &DomainEvent) -> Wire {
-    match e {
-        DomainEvent::ServiceChanged(c) => Wire::Service {
-            kind: c.kind,
-            id: c.service.id,
-            visible_to: c.visible_to.clone(),
-            changed_fields: c.changed_fields.clone(),
-        },
-        DomainEvent::OrganizationChanged(o) => Wire::Organization { id: o.id },
-        DomainEvent::ConfigurationItemChanged(c) => Wire::ConfigurationItem {
-            kind: c.kind,
-            id: c.ci.id,
-            changed_fields: c.changed_fields.clone(),
-        },
-        DomainEvent::IncidentChanged(c) => Wire::Incident {
-            kind: c.kind,
-            id: c.incident.id,
-            changed_fields: c.changed_fields.clone(),
-            note_id: c.note.as_ref().map(|n| n.id),
-        },
-        DomainEvent::SlaEvent(e) => Wire::Sla {
-            kind: e.kind,
-            threshold: e.threshold,
-            clock_id: e.clock.id,
-            incident_id: e.incident.id,
-            at: e.at,
-        },
-    }
-}
-
-async fn from_wire(
-    db: &DatabaseConnection,
-    w: Wire,
-) -> Result<Option<DomainEvent>, sea_orm::DbErr> {
-    Ok(match w {
-        Wire::Service {
-            kind,
-            id,
-            visible_to,
-            changed_fields,
-        } => service::Entity::find_by_id(id)
-            .one(db)
-            .await?
-            .map(|service| {
-                DomainEvent::ServiceChanged(ServiceChanged {
-                    kind,
-                    service,
-                    visible_to,
-                    changed_fields,
-                })
-            }),
-        Wire::Organization { id } => organization::Entity::find_by_id(id)
-            .one(db)
-            .await?
-            .map(DomainEvent::OrganizationChanged),
-        Wire::ConfigurationItem {
-            kind,
-            id,
-            changed_fields,
-        } => configuration_item::Entity::find_by_id(id)
-            .one(db)
-            .await?
-            .map(|ci| {
-                DomainEvent::ConfigurationItemChanged(CiChanged {
-                    kind,
-                    ci,
-                    changed_fields,
-                })
-            }),
-        Wire::Incident {
-            kind,
-            id,
-            changed_fields,
-            note_id,
-        } => {
-            let note = match note_id {
-                Some(n) => incident_note::Entity::find_by_id(n).one(db).await?,
-                None => None,
-            };
-            incident::Entity::find_by_id(id)
-                .one(db)
-                .await?
-                .map(|incident| {
-                    DomainEvent::IncidentChanged(Box::new(IncidentChanged {
-                        kind,
-                        incident,
-                        changed_fields,
-                        note,
-                    }))
-                })
-        }
-        Wire::Sla {
-            kind,
-            threshold,
-            clock_id,
-            incident_id,
-            at,
-        } => {
-            let clock = sla_clock::Entity::find_by_id(clock_id).one(db).await?;
-            let incident = incident::Entity::find_by_id(incident_id).one(db).await?;
-            match (clock, incident) {
-                (Some(clock), Some(incident)) => {
-                    Some(DomainEvent::SlaEvent(Box::new(SlaClockEvent {
-                        kind,
-                        threshold,
-                        clock,
-                        incident,
-                        at,
-                    })))
-                }
-                _ => None,
-            }
-        }
-    })
+    event: WireEvent,
 }
 
 /// Most events sent in one statement.
@@ -203,7 +50,7 @@ pub fn start_sender(db: DatabaseConnection, origin: String) -> mpsc::UnboundedSe
                         let envelope = Envelope {
                             origin: origin.clone(),
                             seq,
-                            event: to_wire(&event),
+                            event: event.to_wire(),
                         };
                         if let Ok(p) = serde_json::to_string(&envelope) {
                             payloads.push(p);
@@ -264,7 +111,7 @@ pub async fn listen(url: String, db: DatabaseConnection, bus: EventBus, origin: 
                     if envelope.origin == origin {
                         continue;
                     }
-                    match from_wire(&db, envelope.event).await {
+                    match envelope.event.reload(&db).await {
                         Ok(Some(event)) => bus.publish_local(event),
                         Ok(None) => {}
                         Err(e) => tracing::warn!(error = %e, "cannot load a relayed event"),

@@ -3,76 +3,52 @@
 
 use async_graphql::{Context, ID, Interface, Object};
 
-use super::{audit::AuditEvent, context::ContextExt, ids};
-use crate::processes::{
-    catalogue::graphql::{Service, ServiceOffering},
-    cmdb::graphql::{CiRelationship, ConfigurationItem, ConfigurationItemClass},
-    directory::graphql::{Organization, SupportGroup, User},
-    incident::graphql::Incident,
-    monitoring::graphql::Integration,
-    sla::graphql::{BusinessCalendar, Sla},
-};
+use super::{context::ContextExt, ids};
 use crate::{
     error::{AppError, AppResult},
     processes::{catalogue, cmdb, directory, incident, monitoring, sla},
 };
 
-#[derive(Interface)]
-#[graphql(field(name = "id", ty = "ID", desc = "Opaque global identifier."))]
-pub enum Node {
-    Organization(Organization),
-    User(User),
-    SupportGroup(SupportGroup),
-    Service(Service),
-    ServiceOffering(ServiceOffering),
-    AuditEvent(AuditEvent),
-    ConfigurationItemClass(ConfigurationItemClass),
-    ConfigurationItem(ConfigurationItem),
-    CiRelationship(CiRelationship),
-    BusinessCalendar(BusinessCalendar),
-    Sla(Sla),
-    Incident(Incident),
-    Integration(Integration),
+/// Declares the `Node` interface and `resolve` from one list: each record type
+/// (its GraphQL wrapper, a tuple struct around the model) with the read that
+/// finds it for the caller (`NOT_FOUND` when missing or not visible).
+macro_rules! nodes {
+    (|$ctx:ident, $db:ident, $p:ident, $n:ident| $($name:ident($($wrap:ident)::+) = $find:expr,)*) => {
+        #[derive(Interface)]
+        #[graphql(field(name = "id", ty = "ID", desc = "Opaque global identifier."))]
+        pub enum Node {
+            $($name($($wrap)::+),)*
+        }
+
+        /// Any record by global ID, or `NOT_FOUND` when it is missing or not visible to the caller.
+        pub async fn resolve($ctx: &Context<'_>, id: &ID) -> AppResult<Node> {
+            let $p = $ctx.principal()?;
+            let $db = &$ctx.app().store.db;
+            let (kind, $n) = ids::decode(id)
+                .ok_or_else(|| AppError::invalid_field("id", "id is not a valid ID"))?;
+            Ok(match kind.as_str() {
+                $(stringify!($name) => Node::$name($($wrap)::+($find.await?)),)*
+                _ => return Err(AppError::not_found("record")),
+            })
+        }
+    };
 }
 
-/// Any record by global ID, or `NOT_FOUND` when it is missing or not visible to the caller.
-pub async fn resolve(ctx: &Context<'_>, id: &ID) -> AppResult<Node> {
-    let p = ctx.principal()?;
-    let db = &ctx.app().store.db;
-    let (kind, n) =
-        ids::decode(id).ok_or_else(|| AppError::invalid_field("id", "id is not a valid ID"))?;
-    Ok(match kind.as_str() {
-        "Organization" => {
-            Node::Organization(Organization(directory::find_organization(db, p, n).await?))
-        }
-        "User" => Node::User(User(directory::find_user(db, p, n).await?)),
-        "SupportGroup" => {
-            Node::SupportGroup(SupportGroup(directory::find_support_group(db, p, n).await?))
-        }
-        "Service" => Node::Service(Service(catalogue::find_service(db, p, n).await?)),
-        "ServiceOffering" => {
-            Node::ServiceOffering(ServiceOffering(catalogue::find_offering(db, p, n).await?))
-        }
-        "ConfigurationItemClass" => {
-            Node::ConfigurationItemClass(ConfigurationItemClass(cmdb::find_class(db, n).await?))
-        }
-        "ConfigurationItem" => {
-            Node::ConfigurationItem(ConfigurationItem(cmdb::find_ci(db, p, n).await?))
-        }
-        "CiRelationship" => {
-            Node::CiRelationship(CiRelationship(cmdb::find_relationship(db, p, n).await?))
-        }
-        "BusinessCalendar" => {
-            Node::BusinessCalendar(BusinessCalendar(sla::find_calendar(db, p, n).await?))
-        }
-        "Sla" => Node::Sla(Sla(sla::find_sla(db, p, n).await?)),
-        "Incident" => Node::Incident(Incident(incident::find_incident(db, p, n).await?)),
-        "Integration" => {
-            Node::Integration(Integration(monitoring::find_integration(db, p, n).await?))
-        }
-        "AuditEvent" => Node::AuditEvent(AuditEvent(super::audit::find_event(ctx, n).await?)),
-        _ => return Err(AppError::not_found("record")),
-    })
+// One line per record type.
+nodes! { |ctx, db, p, n|
+    Organization(directory::graphql::Organization) = directory::find_organization(db, p, n),
+    User(directory::graphql::User) = directory::find_user(db, p, n),
+    SupportGroup(directory::graphql::SupportGroup) = directory::find_support_group(db, p, n),
+    Service(catalogue::graphql::Service) = catalogue::find_service(db, p, n),
+    ServiceOffering(catalogue::graphql::ServiceOffering) = catalogue::find_offering(db, p, n),
+    AuditEvent(super::audit::AuditEvent) = super::audit::find_event(ctx, n),
+    ConfigurationItemClass(cmdb::graphql::ConfigurationItemClass) = cmdb::find_class(db, n),
+    ConfigurationItem(cmdb::graphql::ConfigurationItem) = cmdb::find_ci(db, p, n),
+    CiRelationship(cmdb::graphql::CiRelationship) = cmdb::find_relationship(db, p, n),
+    BusinessCalendar(sla::graphql::BusinessCalendar) = sla::find_calendar(db, p, n),
+    Sla(sla::graphql::Sla) = sla::find_sla(db, p, n),
+    Incident(incident::graphql::Incident) = incident::find_incident(db, p, n),
+    Integration(monitoring::graphql::Integration) = monitoring::find_integration(db, p, n),
 }
 
 #[derive(Default)]

@@ -1,6 +1,7 @@
 //! The service catalogue (ISO/IEC 20000-1 8.2.4): services, the offerings
 //! customers see, and which customers subscribe to which services.
 
+use super::events::ServiceChanged;
 use entity::{
     enums::{Criticality, LifecycleStatus},
     organization, service, service_offering, service_subscription, support_group, user,
@@ -18,7 +19,7 @@ use crate::{
     auth::Principal,
     db::begin_write,
     error::{AppError, AppResult},
-    events::{ChangeKind, DomainEvent, ServiceChanged},
+    events::{ChangeKind, DomainEvent},
 };
 
 /// Legal lifecycle moves: pipeline -> live -> retired, and pipeline -> retired.

@@ -3,6 +3,7 @@
 //! `store` holds the rules and the reads and writes (no GraphQL, no HTTP);
 //! `graphql` the API. This file registers the process's records.
 
+pub mod events;
 pub mod graphql;
 pub mod store;
 

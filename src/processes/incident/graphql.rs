@@ -24,9 +24,8 @@ use crate::processes::{
 };
 use crate::records::scope_to;
 use crate::{
-    error::AppError,
-    events::{DomainEvent, IncidentChangeKind},
-    processes::incident as domain,
+    error::AppError, events::DomainEvent, processes::incident as domain,
+    processes::incident::IncidentChangeKind,
 };
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]

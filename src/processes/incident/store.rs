@@ -3,6 +3,7 @@
 //! assignment, the timeline of work notes and comments, and driving the SLA
 //! clocks attached at creation.
 
+use super::events::{IncidentChangeKind, IncidentChanged};
 use chrono::{DateTime, Utc};
 use entity::{
     configuration_item,
@@ -28,7 +29,8 @@ use crate::{
     auth::Principal,
     db::begin_write,
     error::{AppError, AppResult},
-    events::{DomainEvent, IncidentChangeKind, IncidentChanged, SlaClockEvent, SlaEventKind},
+    events::DomainEvent,
+    processes::sla::{SlaClockEvent, SlaEventKind},
 };
 
 pub fn state_name(s: IncidentState) -> &'static str {

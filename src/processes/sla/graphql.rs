@@ -801,12 +801,12 @@ pub enum SlaEventKind {
     Met,
 }
 
-impl From<crate::events::SlaEventKind> for SlaEventKind {
-    fn from(k: crate::events::SlaEventKind) -> Self {
+impl From<crate::processes::sla::SlaEventKind> for SlaEventKind {
+    fn from(k: crate::processes::sla::SlaEventKind) -> Self {
         match k {
-            crate::events::SlaEventKind::Warning => Self::Warning,
-            crate::events::SlaEventKind::Breached => Self::Breached,
-            crate::events::SlaEventKind::Met => Self::Met,
+            crate::processes::sla::SlaEventKind::Warning => Self::Warning,
+            crate::processes::sla::SlaEventKind::Breached => Self::Breached,
+            crate::processes::sla::SlaEventKind::Met => Self::Met,
         }
     }
 }

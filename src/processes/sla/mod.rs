@@ -6,11 +6,13 @@
 
 pub mod calendar;
 pub mod clock;
+pub mod events;
 pub mod graphql;
 pub mod report;
 pub mod store;
 pub mod worker;
 
+pub use events::*;
 pub use store::*;
 
 use crate::records::{audit::audited, versioned};

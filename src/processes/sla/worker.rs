@@ -19,6 +19,7 @@
 //! thresholds recomputes every running clock once, see
 //! [`reschedule_for_thresholds`]).
 
+use super::events::{SlaClockEvent, SlaEventKind};
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
@@ -34,7 +35,7 @@ use crate::{
     auth::Principal,
     db::begin_write,
     error::AppResult,
-    events::{DomainEvent, SlaClockEvent, SlaEventKind},
+    events::DomainEvent,
     records::{Store, audit, now},
 };
 
