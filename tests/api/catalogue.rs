@@ -207,7 +207,7 @@ async fn the_lifecycle_moves_forward_only_and_retiring_retires_the_offerings() {
         "names the refused move: {msg}"
     );
     assert!(
-        msg.contains("allowed: RETIRED"),
+        msg.contains("allowed from LIVE: RETIRED"),
         "names the allowed moves: {msg}"
     );
 

@@ -13,7 +13,8 @@ use sea_orm::{
 
 use crate::records::conflict_on_unique;
 use crate::records::{
-    Store, audit, check_version, clean_name, clean_text, now, patch, save_versioned,
+    Store, audit, check_version, clean_name, clean_text, lifecycle::check_transition, now, patch,
+    save_versioned,
 };
 use crate::{
     auth::Principal,
@@ -21,41 +22,6 @@ use crate::{
     error::{AppError, AppResult},
     events::{ChangeKind, DomainEvent},
 };
-
-/// Legal lifecycle moves: pipeline -> live -> retired, and pipeline -> retired.
-pub fn check_transition(what: &str, from: LifecycleStatus, to: LifecycleStatus) -> AppResult<()> {
-    use LifecycleStatus::*;
-    let allowed: &[LifecycleStatus] = match from {
-        Pipeline => &[Live, Retired],
-        Live => &[Retired],
-        Retired => &[],
-    };
-    if from == to || allowed.contains(&to) {
-        return Ok(());
-    }
-    let names: Vec<&str> = allowed.iter().map(|s| status_name(*s)).collect();
-    Err(AppError::invalid_field(
-        "status",
-        format!(
-            "a {what} cannot move from {} to {}; allowed: {}",
-            status_name(from),
-            status_name(to),
-            if names.is_empty() {
-                "none (retired is final)".to_owned()
-            } else {
-                names.join(", ")
-            }
-        ),
-    ))
-}
-
-fn status_name(s: LifecycleStatus) -> &'static str {
-    match s {
-        LifecycleStatus::Pipeline => "PIPELINE",
-        LifecycleStatus::Live => "LIVE",
-        LifecycleStatus::Retired => "RETIRED",
-    }
-}
 
 /// The services a principal may see: those its organizations own or subscribe to.
 /// Customers (requesters) do not see services still in the pipeline.
@@ -311,7 +277,7 @@ pub async fn update_service(
         next.description = clean_text("description", description, 10_000)?;
     }
     if let Some(status) = input.status {
-        check_transition("service", before.status, status)?;
+        check_transition("a service", before.status, status)?;
         next.status = status;
     }
     patch(&mut next.criticality, input.criticality);
@@ -448,7 +414,7 @@ fn check_offering_status(
     to: LifecycleStatus,
 ) -> AppResult<()> {
     match from {
-        Some(from) => check_transition("service offering", from, to)?,
+        Some(from) => check_transition("a service offering", from, to)?,
         None if to == LifecycleStatus::Retired => {
             return Err(AppError::invalid_field(
                 "status",

@@ -22,6 +22,7 @@ use crate::processes::{
     directory::graphql::{Organization, SupportGroup, User},
     sla::graphql::{Priority, Sla, SlaClock},
 };
+use crate::records::lifecycle::Lifecycle;
 use crate::records::scope_to;
 use crate::{
     error::AppError, events::DomainEvent, processes::incident as domain,
@@ -97,10 +98,7 @@ impl Incident {
     }
     /// The states it may move to next.
     async fn allowed_transitions(&self) -> Vec<IncidentState> {
-        domain::allowed_transitions(self.0.state)
-            .iter()
-            .map(|s| (*s).into())
-            .collect()
+        self.0.state.allowed().iter().map(|s| (*s).into()).collect()
     }
     async fn source(&self) -> IncidentSource {
         self.0.source.into()

@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod graphql;
+pub mod rules;
 pub mod store;
 
 pub use events::*;

@@ -23,7 +23,8 @@ use crate::processes::{
     sla::{self as sla_domain, calendar::Calendar, clock},
 };
 use crate::records::{
-    Store, audit, check_version, clean_name, clean_text, insert_rows, now, save_versioned,
+    Store, audit, check_version, clean_name, clean_text, insert_rows, lifecycle::check_transition,
+    now, save_versioned,
 };
 use crate::{
     auth::Principal,
@@ -32,52 +33,6 @@ use crate::{
     events::DomainEvent,
     processes::sla::{SlaClockEvent, SlaEventKind},
 };
-
-pub fn state_name(s: IncidentState) -> &'static str {
-    match s {
-        IncidentState::New => "NEW",
-        IncidentState::Assigned => "ASSIGNED",
-        IncidentState::InProgress => "IN_PROGRESS",
-        IncidentState::OnHold => "ON_HOLD",
-        IncidentState::Resolved => "RESOLVED",
-        IncidentState::Closed => "CLOSED",
-    }
-}
-
-/// The states an incident may move to from `from`. Resolved -> in progress is a reopening.
-pub fn allowed_transitions(from: IncidentState) -> &'static [IncidentState] {
-    use IncidentState::*;
-    match from {
-        New => &[Assigned, InProgress, Resolved],
-        Assigned => &[InProgress, OnHold, Resolved],
-        InProgress => &[Assigned, OnHold, Resolved],
-        OnHold => &[InProgress, Resolved],
-        Resolved => &[InProgress, Closed],
-        Closed => &[],
-    }
-}
-
-pub fn check_transition(from: IncidentState, to: IncidentState) -> AppResult<()> {
-    let allowed = allowed_transitions(from);
-    if allowed.contains(&to) {
-        return Ok(());
-    }
-    let names: Vec<&str> = allowed.iter().map(|s| state_name(*s)).collect();
-    Err(AppError::invalid_field(
-        "state",
-        format!(
-            "an incident cannot move from {} to {}; allowed from {}: {}",
-            state_name(from),
-            state_name(to),
-            state_name(from),
-            if names.is_empty() {
-                "none (CLOSED is final)".to_owned()
-            } else {
-                names.join(", ")
-            }
-        ),
-    ))
-}
 
 /// An incident whose customer the caller may see, or `NOT_FOUND` (another
 /// tenant's incident looks exactly like a missing one).
@@ -891,7 +846,7 @@ pub async fn change_state(
     let txn = begin_write(&store.db).await?;
     let before = find_incident(&txn, p, input.id).await?;
     check_version("incident", input.version, before.version)?;
-    check_transition(before.state, input.state)?;
+    check_transition("an incident", before.state, input.state)?;
     if input.state == IncidentState::Assigned
         && before.assignment_group_id.is_none()
         && before.assignee_id.is_none()
