@@ -4,7 +4,7 @@
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde_json::{Value, json};
 
-use crate::{helpers::*, sla};
+use crate::{fixtures, helpers::*};
 
 const CREATE: &str = "mutation($i: CreateIncidentInput!) { createIncident(input: $i) { id number state priority source version customer { id } } }";
 const STATE: &str = "mutation($i: ChangeIncidentStateInput!) { changeIncidentState(input: $i) { state version resolutionCode resolvedAt allowedTransitions } }";
@@ -327,8 +327,8 @@ async fn acme_with_sla_calendar(app: &TestApp) -> (String, String, String) {
         .await;
     let svc = svc["id"].as_str().unwrap().to_owned();
     app.subscribe(&svc, &acme).await;
-    let cal = sla::round_the_clock(app).await;
-    sla::create_sla(app, &acme, &svc, &cal).await;
+    let cal = fixtures::round_the_clock(app).await;
+    fixtures::create_sla(app, &acme, &svc, &cal).await;
     (acme, svc, cal)
 }
 
