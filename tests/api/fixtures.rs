@@ -13,20 +13,27 @@ pub const CREATE_SLA: &str = "mutation($i: CreateSlaInput!) { createSla(input: $
 
 pub const CREATE_INTEGRATION: &str = "mutation($i: CreateIntegrationInput!) { createIntegration(input: $i) { secret integration { id version name kind secretHint active organization { code } } } }";
 
+pub const WEEKDAYS: [&str; 7] = [
+    "MONDAY",
+    "TUESDAY",
+    "WEDNESDAY",
+    "THURSDAY",
+    "FRIDAY",
+    "SATURDAY",
+    "SUNDAY",
+];
+
+/// A calendar's windows for every hour of every day.
+pub fn all_day_windows() -> Vec<Value> {
+    WEEKDAYS
+        .iter()
+        .map(|d| json!({ "weekday": d, "start": "00:00", "end": "24:00" }))
+        .collect()
+}
+
 /// A 24x7 calendar in UTC.
 pub async fn round_the_clock(app: &TestApp) -> String {
-    let all: Vec<Value> = [
-        "MONDAY",
-        "TUESDAY",
-        "WEDNESDAY",
-        "THURSDAY",
-        "FRIDAY",
-        "SATURDAY",
-        "SUNDAY",
-    ]
-    .iter()
-    .map(|d| json!({ "weekday": d, "start": "00:00", "end": "24:00" }))
-    .collect();
+    let all = all_day_windows();
     let data = app
         .ok(
             &app.admin(),
@@ -76,17 +83,24 @@ pub struct Setup {
     pub group: String,
 }
 
+/// The customer Acme subscribes to a live service named `service` with a
+/// 24x7 SLA ([`standard_targets`]); returns (customer, service, calendar).
+pub async fn acme_with_sla_on(app: &TestApp, service: &str) -> (String, String, String) {
+    let acme = app.customer("acme").await;
+    let svc = app
+        .service(json!({ "name": service, "status": "LIVE" }))
+        .await;
+    let svc = svc["id"].as_str().unwrap().to_owned();
+    app.subscribe(&svc, &acme).await;
+    let cal = round_the_clock(app).await;
+    create_sla(app, &acme, &svc, &cal).await;
+    (acme, svc, cal)
+}
+
 /// Acme subscribes to a live "Payments" service with a 24x7 SLA; a CI
 /// `db-01` belongs to Acme; a provider group "NOC" exists.
 pub async fn setup(app: &TestApp) -> Setup {
-    let acme = app.customer("acme").await;
-    let svc = app
-        .service(json!({ "name": "Payments", "status": "LIVE" }))
-        .await;
-    let service = svc["id"].as_str().unwrap().to_owned();
-    app.subscribe(&service, &acme).await;
-    let cal = round_the_clock(app).await;
-    create_sla(app, &acme, &service, &cal).await;
+    let (acme, service, _) = acme_with_sla_on(app, "Payments").await;
     app.ok(
         &app.admin(),
         "mutation($i: CreateConfigurationItemInput!) { createConfigurationItem(input: $i) { id } }",

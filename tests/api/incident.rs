@@ -321,15 +321,7 @@ async fn acme_with_sla(app: &TestApp) -> (String, String) {
 
 /// [`acme_with_sla`], also answering the SLA's calendar.
 async fn acme_with_sla_calendar(app: &TestApp) -> (String, String, String) {
-    let acme = app.customer("acme").await;
-    let svc = app
-        .service(json!({ "name": "Email", "status": "LIVE" }))
-        .await;
-    let svc = svc["id"].as_str().unwrap().to_owned();
-    app.subscribe(&svc, &acme).await;
-    let cal = fixtures::round_the_clock(app).await;
-    fixtures::create_sla(app, &acme, &svc, &cal).await;
-    (acme, svc, cal)
+    fixtures::acme_with_sla_on(app, "Email").await
 }
 
 async fn clocks(app: &TestApp, id: &str) -> (Value, Value, Value) {

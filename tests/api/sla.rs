@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use crate::{
     fixtures::{
-        CREATE_CALENDAR, CREATE_SLA, age_clocks, create_sla, listen_sla, round_the_clock,
-        shift_clocks, standard_targets,
+        CREATE_CALENDAR, CREATE_SLA, WEEKDAYS, age_clocks, all_day_windows, create_sla, listen_sla,
+        round_the_clock, shift_clocks, standard_targets,
     },
     helpers::*,
 };
@@ -545,16 +545,6 @@ fn summary(events: &[Value]) -> Vec<(String, Value, String)> {
     seen
 }
 
-const WEEKDAYS: [&str; 7] = [
-    "MONDAY",
-    "TUESDAY",
-    "WEDNESDAY",
-    "THURSDAY",
-    "FRIDAY",
-    "SATURDAY",
-    "SUNDAY",
-];
-
 const RAISE_P1: &str =
     "mutation($i: CreateIncidentInput!) { createIncident(input: $i) { number priority } }";
 
@@ -663,10 +653,7 @@ async fn a_calendar_change_that_brings_a_clock_forward_fires_it_at_once() {
 
     // Round the clock from now on: 61 minutes count, the respond clock is
     // past its target and fires without waiting for its old instant.
-    let all: Vec<Value> = WEEKDAYS
-        .iter()
-        .map(|d| json!({ "weekday": d, "start": "00:00", "end": "24:00" }))
-        .collect();
+    let all = all_day_windows();
     app.ok(
         &app.admin(),
         "mutation($i: UpdateBusinessCalendarInput!) { updateBusinessCalendar(input: $i) { version } }",
