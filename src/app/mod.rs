@@ -1,7 +1,7 @@
 //! The application: its state, the builder that binds a ready-to-run
 //! server, and the router (GraphQL over HTTP and WebSocket, ingestion, health
-//! checks). Start-up and shutdown are in [`startup`], the transports in
-//! [`http`] and [`websocket`].
+//! checks). Start-up and shutdown are in `startup`, the transports in
+//! `http` and `websocket`.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
