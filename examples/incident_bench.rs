@@ -127,11 +127,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let provider_code = config.provider.code.clone();
     let app = Application::build(config).await?;
     let worker_actor = servicegraph::processes::directory::system_principal(app.state.provider_id);
-    let store = Store {
-        db: app.state.db.clone(),
-        events: app.state.events.clone(),
-        sla_thresholds: app.state.config.sla.warning_thresholds.as_slice().into(),
-    };
+    let store = Store::new(
+        app.state.db.clone(),
+        app.state.events.clone(),
+        &app.state.config.sla,
+    );
     let base_url = format!("http://{}", app.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {

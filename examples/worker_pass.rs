@@ -70,11 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| e.message())?;
     let actor = directory::system_principal(provider);
     let (_running, never_stop) = tokio::sync::watch::channel(false);
-    let store = Store {
-        db: database,
-        events: EventBus::default(),
-        sla_thresholds: config.sla.warning_thresholds.as_slice().into(),
-    };
+    let store = Store::new(database, EventBus::default(), &config.sla);
     // As a worker starting: records the thresholds (or recomputes).
     worker::reschedule_for_thresholds(&store, now())
         .await

@@ -188,11 +188,7 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
                 directory::ensure_provider(&database, &config.provider.code, &config.provider.name)
                     .await
                     .map_err(|e| e.message())?;
-            let store = Store {
-                db: database,
-                events: EventBus::default(),
-                sla_thresholds: config.sla.warning_thresholds.as_slice().into(),
-            };
+            let store = Store::new(database, EventBus::default(), &config.sla);
             if servicegraph::seed::seed_demo_if_empty(&store, provider)
                 .await
                 .map_err(|e| e.message())?

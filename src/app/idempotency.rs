@@ -26,7 +26,10 @@ use sea_orm::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{AppState, error_response};
+use super::{
+    AppState,
+    http::{RETRY_AFTER_SECONDS, error_response, failure_response},
+};
 use crate::{
     auth::Principal,
     error::{AppError, AppResult, current_request_id},
@@ -67,7 +70,7 @@ impl Answer {
             responses
                 .iter()
                 .flat_map(|r| &r.errors)
-                .filter_map(super::error_code)
+                .filter_map(error_code)
         };
         let faulted = codes().any(|c| c == "INTERNAL" || c == "UNAVAILABLE");
         // Executed, so answered 200 as GraphQL over HTTP asks; Retry-After
@@ -106,6 +109,13 @@ impl Answer {
     }
 }
 
+fn error_code(err: &async_graphql::ServerError) -> Option<&str> {
+    match err.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => Some(code),
+        _ => None,
+    }
+}
+
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
         let content_type = HeaderValue::from_str(&self.content_type)
@@ -119,7 +129,7 @@ impl IntoResponse for Answer {
         if self.retry_after {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
-                HeaderValue::from_static(super::RETRY_AFTER_SECONDS),
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
             );
         }
         response
@@ -214,7 +224,7 @@ pub async fn begin(
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             Begin::Respond(response)
         }
-        Err(e) => Begin::Respond(super::failure_response(e)),
+        Err(e) => Begin::Respond(failure_response(e)),
     }
 }
 

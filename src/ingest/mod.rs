@@ -205,11 +205,7 @@ async fn handle(state: AppState, endpoint: Endpoint, headers: HeaderMap, body: B
         "ingest delivery"
     );
     let body_hash = Some(monitoring::hash_secret(&String::from_utf8_lossy(&bytes)));
-    let store = Store {
-        db: state.db.clone(),
-        events: state.events.clone(),
-        sla_thresholds: state.config.sla.warning_thresholds.as_slice().into(),
-    };
+    let store = Store::new(state.db.clone(), state.events.clone(), &state.config.sla);
     let first_key = parsed.alerts.first().and_then(|a| a.key.clone());
     // A task of its own: a sender that hangs up does not cancel the delivery
     // half way (see the GraphQL handler).

@@ -14,6 +14,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::{
+    config::SlaConfig,
     error::{AppError, AppResult},
     events::EventBus,
 };
@@ -28,6 +29,18 @@ pub struct Store {
     /// `sla.warning_thresholds`: every change of a clock schedules the
     /// breach worker's next look at it by them.
     pub sla_thresholds: std::sync::Arc<[u32]>,
+}
+
+impl Store {
+    /// The context for writes on `db`, publishing to `events`, with the
+    /// configured SLA warning thresholds.
+    pub fn new(db: DatabaseConnection, events: EventBus, sla: &SlaConfig) -> Self {
+        Self {
+            db,
+            events,
+            sla_thresholds: sla.warning_thresholds.as_slice().into(),
+        }
+    }
 }
 
 /// The current time at the precision both databases store (microseconds).

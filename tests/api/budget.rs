@@ -8,8 +8,8 @@ use reqwest::{StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
 
 use crate::{
+    fixtures::{am_alert, am_body, integration, setup},
     helpers::*,
-    ingest::{am_alert, am_body, integration, setup},
 };
 
 /// 1 + 20 × (nodes + id) = 41 points.

@@ -21,10 +21,9 @@ use sea_orm::{
 use serde_json::{Value, json};
 
 use crate::{
+    fixtures,
     helpers::*,
-    ingest,
     proxy::{Cut, Proxy},
-    sla,
 };
 
 /// The real binary as a child process, restartable on the same database,
@@ -189,9 +188,9 @@ async fn incidents_per_key(db: &DatabaseConnection) -> HashMap<String, i64> {
 fn alertmanager_body(keys: &[String]) -> Vec<u8> {
     let alerts = keys
         .iter()
-        .map(|k| ingest::am_alert("firing", k, "db-01", &format!("{k} is down")))
+        .map(|k| fixtures::am_alert("firing", k, "db-01", &format!("{k} is down")))
         .collect();
-    serde_json::to_vec(&ingest::am_body(alerts)).unwrap()
+    serde_json::to_vec(&fixtures::am_body(alerts)).unwrap()
 }
 
 // --- PostgreSQL lost under load -------------------------------------------
@@ -337,8 +336,8 @@ async fn postgres_lost_under_load_answers_unavailable_and_recovers_without_resta
         c.sla.worker_interval = Duration::from_millis(200);
     })
     .await;
-    let s = ingest::setup(&app).await;
-    let (_, secret) = ingest::integration(&app, &s, "ALERTMANAGER", json!({})).await;
+    let s = fixtures::setup(&app).await;
+    let (_, secret) = fixtures::integration(&app, &s, "ALERTMANAGER", json!({})).await;
     let load = Arc::new(Load {
         base: app.base.clone(),
         client: reqwest::Client::new(),
@@ -714,8 +713,8 @@ async fn sigkill_during_sustained_ingestion_keeps_every_acknowledged_alert_and_d
     let started = Instant::now();
     let mut server = Server::start(&[]).await;
     let app = server.app();
-    let s = ingest::setup(&app).await;
-    let (_, secret) = ingest::integration(&app, &s, "ALERTMANAGER", json!({})).await;
+    let s = fixtures::setup(&app).await;
+    let (_, secret) = fixtures::integration(&app, &s, "ALERTMANAGER", json!({})).await;
     let url = format!("{}/ingest/alertmanager", app.base);
     let (stop, killed) = (
         Arc::new(AtomicBool::new(false)),
@@ -887,8 +886,8 @@ async fn sigterm_while_the_sla_worker_fires_delivers_and_records_each_event_once
     let started = Instant::now();
     let mut server = Server::start(&[("SERVICEGRAPH_SLA__WORKER_INTERVAL", "100ms")]).await;
     let app = server.app();
-    let s = ingest::setup(&app).await;
-    let (_, secret) = ingest::integration(&app, &s, "ALERTMANAGER", json!({})).await;
+    let s = fixtures::setup(&app).await;
+    let (_, secret) = fixtures::integration(&app, &s, "ALERTMANAGER", json!({})).await;
     let keys: Vec<String> = (0..INCIDENTS).map(|i| format!("clock-{i}")).collect();
     let answer = app
         .client
@@ -904,20 +903,20 @@ async fn sigterm_while_the_sla_worker_fires_delivers_and_records_each_event_once
         Some(url) => {
             let url = url.clone();
             let witness = TestApp::spawn_on(Some(url), |c| c.sla.worker_enabled = false).await;
-            let ws = sla::listen_sla(&witness, &witness.agent()).await;
+            let ws = fixtures::listen_sla(&witness, &witness.agent()).await;
             Some((witness, ws))
         }
         None => None,
     };
     let mut subscribers = Vec::new();
     for _ in 0..3 {
-        subscribers.push(sla::listen_sla(&app, &app.agent()).await);
+        subscribers.push(fixtures::listen_sla(&app, &app.agent()).await);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // Every running clock past its target: RESOLVE (240 min) crosses 75 %
     // and 90 % and breaches (RESPOND stopped: the alerts were assigned).
-    sla::age_clocks(&app.database_url, 241).await;
+    fixtures::age_clocks(&app.database_url, 241).await;
     let first = subscribers[0].json(15).await;
     server.sigterm();
     let mut heard_before = Vec::new();
@@ -933,7 +932,7 @@ async fn sigterm_while_the_sla_worker_fires_delivers_and_records_each_event_once
     let exited_at = chrono::Utc::now();
 
     server.spawn().await;
-    let mut after = sla::listen_sla(&app, &app.agent()).await;
+    let mut after = fixtures::listen_sla(&app, &app.agent()).await;
     let db = connect(&app.database_url).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

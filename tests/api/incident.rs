@@ -4,7 +4,7 @@
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde_json::{Value, json};
 
-use crate::{helpers::*, sla};
+use crate::{fixtures, helpers::*};
 
 const CREATE: &str = "mutation($i: CreateIncidentInput!) { createIncident(input: $i) { id number state priority source version customer { id } } }";
 const STATE: &str = "mutation($i: ChangeIncidentStateInput!) { changeIncidentState(input: $i) { state version resolutionCode resolvedAt allowedTransitions } }";
@@ -321,15 +321,7 @@ async fn acme_with_sla(app: &TestApp) -> (String, String) {
 
 /// [`acme_with_sla`], also answering the SLA's calendar.
 async fn acme_with_sla_calendar(app: &TestApp) -> (String, String, String) {
-    let acme = app.customer("acme").await;
-    let svc = app
-        .service(json!({ "name": "Email", "status": "LIVE" }))
-        .await;
-    let svc = svc["id"].as_str().unwrap().to_owned();
-    app.subscribe(&svc, &acme).await;
-    let cal = sla::round_the_clock(app).await;
-    sla::create_sla(app, &acme, &svc, &cal).await;
-    (acme, svc, cal)
+    fixtures::acme_with_sla_on(app, "Email").await
 }
 
 async fn clocks(app: &TestApp, id: &str) -> (Value, Value, Value) {

@@ -3,138 +3,16 @@
 //! reopening, flapping, concurrent duplicates, retries, secrets, tenancy,
 //! limits, `raiseAlert`, the delivery log and `incidentChanged`.
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{helpers::*, sla};
+use crate::{
+    fixtures::{CREATE_INTEGRATION, am_alert, am_body, integration, setup, ts},
+    helpers::*,
+};
 
-const CREATE_INTEGRATION: &str = "mutation($i: CreateIntegrationInput!) { createIntegration(input: $i) { secret integration { id version name kind secretHint active organization { code } } } }";
 const INCIDENTS: &str = "query { incidents(first: 50) { totalCount edges { node { id number title state priority source resolvedAt resolutionCode description customer { code } service { name } affectedCis { name } clocks { kind stoppedAt } timeline { kind body } assignmentGroup { name } alert { dedupKey status alertCount reopenCount flapping flapCount labels annotations firstSeenAt lastSeenAt endedAt integration { name } } } } } }";
-
-pub(crate) struct Setup {
-    pub acme: String,
-    pub service: String,
-    pub group: String,
-}
-
-/// Acme subscribes to a live "Payments" service with a 24x7 SLA; a CI
-/// `db-01` belongs to Acme; a provider group "NOC" exists.
-pub(crate) async fn setup(app: &TestApp) -> Setup {
-    let acme = app.customer("acme").await;
-    let svc = app
-        .service(json!({ "name": "Payments", "status": "LIVE" }))
-        .await;
-    let service = svc["id"].as_str().unwrap().to_owned();
-    app.subscribe(&service, &acme).await;
-    let cal = sla::round_the_clock(app).await;
-    sla::create_sla(app, &acme, &service, &cal).await;
-    app.ok(
-        &app.admin(),
-        "mutation($i: CreateConfigurationItemInput!) { createConfigurationItem(input: $i) { id } }",
-        json!({ "i": { "name": "db-01", "classCode": "database", "attributes": { "engine": "postgresql" }, "organizationId": acme } }),
-    )
-    .await;
-    let g = app
-        .ok(
-            &app.admin(),
-            "mutation($i: CreateSupportGroupInput!) { createSupportGroup(input: $i) { id } }",
-            json!({ "i": { "name": "NOC" } }),
-        )
-        .await;
-    Setup {
-        acme,
-        service,
-        group: g["createSupportGroup"]["id"].as_str().unwrap().to_owned(),
-    }
-}
-
-/// Creates an integration for Acme routing `severity=critical` to impact 1 /
-/// urgency 1 with CIs from the `instance` label; `extra` overrides fields.
-pub(crate) async fn integration(
-    app: &TestApp,
-    s: &Setup,
-    kind: &str,
-    extra: Value,
-) -> (String, String) {
-    let mut input = json!({
-        "organizationId": s.acme,
-        "name": format!("{kind} prod"),
-        "kind": kind,
-        "defaultServiceId": s.service,
-        "defaultAssignmentGroupId": s.group,
-        "rules": [{
-            "name": "critical",
-            "matchers": [{ "label": "severity", "op": "EQUALS", "value": "critical" }],
-            "impact": 1, "urgency": 1,
-            "ciLabels": ["instance"]
-        }, {
-            "name": "rest",
-            "ciLabels": ["instance"]
-        }]
-    });
-    for (k, v) in extra.as_object().unwrap() {
-        input[k] = v.clone();
-    }
-    let d = app
-        .ok(&app.admin(), CREATE_INTEGRATION, json!({ "i": input }))
-        .await;
-    let secret = d["createIntegration"]["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(secret.starts_with("sgi_"), "{secret}");
-    assert_eq!(
-        d["createIntegration"]["integration"]["secretHint"],
-        secret[..8]
-    );
-    (
-        d["createIntegration"]["integration"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        secret,
-    )
-}
-
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// An Alertmanager v4 alert as its webhook sends it.
-pub(crate) fn am_alert(status: &str, fingerprint: &str, instance: &str, summary: &str) -> Value {
-    let now = Utc::now();
-    json!({
-        "status": status,
-        "labels": { "alertname": "PostgresDown", "instance": instance, "job": "postgres", "severity": "critical" },
-        "annotations": { "summary": summary, "description": format!("{instance} is not answering") },
-        "startsAt": ts(now - Duration::minutes(5)),
-        "endsAt": if status == "resolved" { ts(now) } else { "0001-01-01T00:00:00Z".to_owned() },
-        "generatorURL": "http://prometheus:9090/graph?g0.expr=up%3D%3D0",
-        "fingerprint": fingerprint
-    })
-}
-
-/// Alertmanager's webhook body (version 4) around `alerts`.
-pub(crate) fn am_body(alerts: Vec<Value>) -> Value {
-    let status = if alerts.iter().any(|a| a["status"] == "firing") {
-        "firing"
-    } else {
-        "resolved"
-    };
-    json!({
-        "version": "4",
-        "groupKey": "{}:{alertname=\"PostgresDown\"}",
-        "truncatedAlerts": 0,
-        "status": status,
-        "receiver": "servicegraph",
-        "groupLabels": { "alertname": "PostgresDown" },
-        "commonLabels": { "alertname": "PostgresDown", "job": "postgres" },
-        "commonAnnotations": {},
-        "externalURL": "http://alertmanager:9093",
-        "alerts": alerts
-    })
-}
 
 /// Grafana alerting's webhook body (its documented example, trimmed).
 fn grafana_body(status: &str, fingerprint: &str) -> Value {

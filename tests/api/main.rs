@@ -2,6 +2,7 @@
 //! its own database (SQLite, or PostgreSQL with SERVICEGRAPH_TEST_POSTGRES).
 //! One binary with a module per process or concern, so the suite links once.
 
+mod fixtures;
 mod helpers;
 mod proxy;
 

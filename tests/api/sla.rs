@@ -3,10 +3,13 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-
-pub const CREATE_CALENDAR: &str = "mutation($i: CreateBusinessCalendarInput!) { createBusinessCalendar(input: $i) { id name timeZone is24x7 version windows { weekday start end endsNextDay } holidays { date yearly name } } }";
-pub const CREATE_SLA: &str = "mutation($i: CreateSlaInput!) { createSla(input: $i) { id name kind status version validFrom validTo availabilityTarget targets { priority respondMinutes resolveMinutes } customer { id } service { id } calendar { id name } } }";
+use crate::{
+    fixtures::{
+        CREATE_CALENDAR, CREATE_SLA, WEEKDAYS, age_clocks, all_day_windows, create_sla, listen_sla,
+        round_the_clock, shift_clocks, standard_targets,
+    },
+    helpers::*,
+};
 
 fn office_windows() -> Value {
     json!(
@@ -38,62 +41,6 @@ pub async fn berlin_office(app: &TestApp) -> String {
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-pub async fn round_the_clock(app: &TestApp) -> String {
-    let all: Vec<Value> = [
-        "MONDAY",
-        "TUESDAY",
-        "WEDNESDAY",
-        "THURSDAY",
-        "FRIDAY",
-        "SATURDAY",
-        "SUNDAY",
-    ]
-    .iter()
-    .map(|d| json!({ "weekday": d, "start": "00:00", "end": "24:00" }))
-    .collect();
-    let data = app
-        .ok(
-            &app.admin(),
-            CREATE_CALENDAR,
-            json!({ "i": { "name": "24x7", "timeZone": "UTC", "windows": all } }),
-        )
-        .await;
-    assert_eq!(data["createBusinessCalendar"]["is24x7"], true);
-    data["createBusinessCalendar"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// P1 respond 60 / resolve 240, P2 120 / 480, P3 240 / 960, P4 480 / 2400 (minutes).
-pub fn standard_targets() -> Value {
-    json!([
-        { "priority": "P1", "respondMinutes": 60, "resolveMinutes": 240 },
-        { "priority": "P2", "respondMinutes": 120, "resolveMinutes": 480 },
-        { "priority": "P3", "respondMinutes": 240, "resolveMinutes": 960 },
-        { "priority": "P4", "respondMinutes": 480, "resolveMinutes": 2400 },
-    ])
-}
-
-pub async fn create_sla(app: &TestApp, customer: &str, service: &str, calendar: &str) -> Value {
-    let data = app
-        .ok(
-            &app.admin(),
-            CREATE_SLA,
-            json!({ "i": {
-                "name": "Gold",
-                "customerId": customer,
-                "serviceId": service,
-                "calendarId": calendar,
-                "validFrom": "2020-01-01T00:00:00Z",
-                "targets": standard_targets(),
-                "availabilityTarget": 99.9
-            } }),
-        )
-        .await;
-    data["createSla"].clone()
 }
 
 const DUE: &str = "query($s: ID!, $p: Priority!, $t: DateTime!, $x: [PauseInput!]) { slaDueDates(slaId: $s, priority: $p, start: $t, pauses: $x) { priority respond { targetMinutes dueAt } resolve { targetMinutes dueAt } } }";
@@ -474,16 +421,6 @@ async fn the_priority_matrix_has_a_default_and_admins_edit_it() {
     assert_eq!(d["createIncident"]["priority"], "P3");
 }
 
-const SLA_EVENTS: &str = "subscription($f: SlaEventFilter) { slaEvents(filter: $f) { kind threshold clock { kind targetSeconds } incident { number } } }";
-
-pub async fn listen_sla(app: &TestApp, token: &str) -> Ws {
-    let mut ws = app.ws("graphql-transport-ws").await;
-    ws.init(token).await;
-    ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query": SLA_EVENTS } }))
-        .await;
-    ws
-}
-
 /// Every event a socket receives until it has been quiet for `quiet_ms`.
 async fn drain(ws: &mut Ws, quiet_ms: u64) -> Vec<Value> {
     let mut out = Vec::new();
@@ -494,42 +431,6 @@ async fn drain(ws: &mut Ws, quiet_ms: u64) -> Vec<Value> {
         out.push(msg["payload"]["data"]["slaEvents"].clone());
     }
     out
-}
-
-/// Moves the start of the running clocks back to `minutes` ago, as if raised
-/// that long ago. Everything the server stored about when to look at a clock
-/// moves back with it (as it would have had the time really passed); with
-/// `keep_schedule` only the start moves.
-async fn shift_clocks(database_url: &str, minutes: i64, keep_schedule: bool) {
-    use entity::sla_clock;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
-    let db = sea_orm::Database::connect(database_url).await.unwrap();
-    let started = chrono::Utc::now() - chrono::Duration::minutes(minutes);
-    let running = sla_clock::Entity::find()
-        .filter(sla_clock::Column::StoppedAt.is_null())
-        .all(&db)
-        .await
-        .unwrap();
-    for c in running {
-        let shift = started - c.started_at;
-        let next = if keep_schedule {
-            c.next_check_at
-        } else {
-            c.next_check_at.map(|n| n + shift)
-        };
-        sla_clock::Entity::update_many()
-            .col_expr(sla_clock::Column::StartedAt, Expr::value(started))
-            .col_expr(sla_clock::Column::NextCheckAt, Expr::value(next))
-            .filter(sla_clock::Column::Id.eq(c.id))
-            .exec(&db)
-            .await
-            .unwrap();
-    }
-    let _ = db.close().await;
-}
-
-pub async fn age_clocks(database_url: &str, minutes: i64) {
-    shift_clocks(database_url, minutes, false).await;
 }
 
 /// The stored next checks of the running clocks, by clock kind.
@@ -644,16 +545,6 @@ fn summary(events: &[Value]) -> Vec<(String, Value, String)> {
     seen
 }
 
-const WEEKDAYS: [&str; 7] = [
-    "MONDAY",
-    "TUESDAY",
-    "WEDNESDAY",
-    "THURSDAY",
-    "FRIDAY",
-    "SATURDAY",
-    "SUNDAY",
-];
-
 const RAISE_P1: &str =
     "mutation($i: CreateIncidentInput!) { createIncident(input: $i) { number priority } }";
 
@@ -762,10 +653,7 @@ async fn a_calendar_change_that_brings_a_clock_forward_fires_it_at_once() {
 
     // Round the clock from now on: 61 minutes count, the respond clock is
     // past its target and fires without waiting for its old instant.
-    let all: Vec<Value> = WEEKDAYS
-        .iter()
-        .map(|d| json!({ "weekday": d, "start": "00:00", "end": "24:00" }))
-        .collect();
+    let all = all_day_windows();
     app.ok(
         &app.admin(),
         "mutation($i: UpdateBusinessCalendarInput!) { updateBusinessCalendar(input: $i) { version } }",
