@@ -271,7 +271,7 @@ impl<K: Hash + Eq> Limiter<K> {
 
 /// The caller of a WebSocket, in its session data: each operation it starts
 /// is charged by [`ChargeSessionOperations`]. (HTTP requests are charged
-/// whole, batch and all, in `app::execute`.)
+/// whole, batch and all, in `app::http`.)
 pub struct SessionCaller {
     pub principal: Principal,
     pub budget: Arc<Budget>,
