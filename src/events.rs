@@ -84,6 +84,7 @@ pub enum DomainEvent {
     ConfigurationItemChanged(CiChanged),
     IncidentChanged(Box<IncidentChanged>),
     SlaEvent(Box<SlaClockEvent>),
+    ProblemChanged(Box<crate::processes::problem::ProblemChanged>),
 }
 
 /// What the relay to other processes is handed, in order.

@@ -51,6 +51,14 @@ enum Wire {
         incident_id: i64,
         at: DateTime<Utc>,
     },
+    Problem {
+        kind: crate::processes::problem::ProblemChangeKind,
+        id: i64,
+        changed_fields: Vec<String>,
+        note_id: Option<i64>,
+        incident_id: Option<i64>,
+        incident_customers: Vec<i64>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -88,6 +96,14 @@ fn to_wire(e: &DomainEvent) -> Wire {
             clock_id: e.clock.id,
             incident_id: e.incident.id,
             at: e.at,
+        },
+        DomainEvent::ProblemChanged(c) => Wire::Problem {
+            kind: c.kind,
+            id: c.problem.id,
+            changed_fields: c.changed_fields.clone(),
+            note_id: c.note.as_ref().map(|n| n.id),
+            incident_id: c.incident_id,
+            incident_customers: c.incident_customers.clone(),
         },
     }
 }
@@ -174,6 +190,33 @@ async fn from_wire(
                 }
                 _ => None,
             }
+        }
+        Wire::Problem {
+            kind,
+            id,
+            changed_fields,
+            note_id,
+            incident_id,
+            incident_customers,
+        } => {
+            use crate::processes::problem::ProblemChanged;
+            let note = match note_id {
+                Some(n) => entity::problem_note::Entity::find_by_id(n).one(db).await?,
+                None => None,
+            };
+            entity::problem::Entity::find_by_id(id)
+                .one(db)
+                .await?
+                .map(|problem| {
+                    DomainEvent::ProblemChanged(Box::new(ProblemChanged {
+                        kind,
+                        problem,
+                        changed_fields,
+                        note,
+                        incident_id,
+                        incident_customers,
+                    }))
+                })
         }
     })
 }

@@ -10,11 +10,12 @@ use crate::processes::{
     directory::graphql::{Organization, SupportGroup, User},
     incident::graphql::Incident,
     monitoring::graphql::Integration,
+    problem::graphql::Problem,
     sla::graphql::{BusinessCalendar, Sla},
 };
 use crate::{
     error::{AppError, AppResult},
-    processes::{catalogue, cmdb, directory, incident, monitoring, sla},
+    processes::{catalogue, cmdb, directory, incident, monitoring, problem, sla},
 };
 
 #[derive(Interface)]
@@ -33,6 +34,7 @@ pub enum Node {
     Sla(Sla),
     Incident(Incident),
     Integration(Integration),
+    Problem(Problem),
 }
 
 /// Any record by global ID, or `NOT_FOUND` when it is missing or not visible to the caller.
@@ -70,6 +72,7 @@ pub async fn resolve(ctx: &Context<'_>, id: &ID) -> AppResult<Node> {
         "Integration" => {
             Node::Integration(Integration(monitoring::find_integration(db, p, n).await?))
         }
+        "Problem" => Node::Problem(Problem(problem::find_problem(db, p, n).await?)),
         "AuditEvent" => Node::AuditEvent(AuditEvent(super::audit::find_event(ctx, n).await?)),
         _ => return Err(AppError::not_found("record")),
     })
