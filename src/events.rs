@@ -89,6 +89,7 @@ domain_events! {
     ConfigurationItemChanged(crate::processes::cmdb::CiChanged),
     IncidentChanged(Box<crate::processes::incident::IncidentChanged>),
     SlaEvent(Box<crate::processes::sla::SlaClockEvent>),
+    ProblemChanged(Box<crate::processes::problem::ProblemChanged>),
 }
 
 /// What the relay to other processes is handed, in order.

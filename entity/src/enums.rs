@@ -278,3 +278,24 @@ pub enum AlertStatus {
     #[sea_orm(string_value = "resolved")]
     Resolved,
 }
+
+/// Where a problem is in its lifecycle (ISO/IEC 20000-1 8.6.3).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(24))")]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemState {
+    #[sea_orm(string_value = "new")]
+    New,
+    #[sea_orm(string_value = "under_investigation")]
+    UnderInvestigation,
+    #[sea_orm(string_value = "known_error")]
+    KnownError,
+    #[sea_orm(string_value = "resolved")]
+    Resolved,
+    #[sea_orm(string_value = "closed")]
+    Closed,
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
+}

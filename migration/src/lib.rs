@@ -14,6 +14,7 @@ mod m20261122_000007_incident_number_sequences;
 mod m20261122_000008_audit_json_text;
 mod m20261122_000009_sla_clock_next_check;
 mod m20261206_000010_idempotency_keys;
+mod m20261206_000011_problems;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000008_audit_json_text::Migration),
             Box::new(m20261122_000009_sla_clock_next_check::Migration),
             Box::new(m20261206_000010_idempotency_keys::Migration),
+            Box::new(m20261206_000011_problems::Migration),
         ]
     }
 }

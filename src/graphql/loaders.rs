@@ -380,6 +380,12 @@ pub struct Loaders {
     pub affected_cis_by_incident: DataLoader<ByColumn<entity::incident_affected_ci::Entity>>,
     pub alert_by_incident: DataLoader<ByColumn<entity::incident_alert::Entity>>,
     pub integration: DataLoader<ById<entity::integration::Entity>>,
+    pub incident: DataLoader<ById<entity::incident::Entity>>,
+    pub problem: DataLoader<ById<entity::problem::Entity>>,
+    pub problem_links_by_problem: DataLoader<ByColumn<entity::problem_incident::Entity>>,
+    pub problem_links_by_incident: DataLoader<ByColumn<entity::problem_incident::Entity>>,
+    pub affected_cis_by_problem: DataLoader<ByColumn<entity::problem_affected_ci::Entity>>,
+    pub notes_by_problem: DataLoader<ByColumn<entity::problem_note::Entity>>,
 }
 
 impl Loaders {
@@ -448,6 +454,24 @@ impl Loaders {
             ),
             alert_by_incident: ByColumn::loader(db, entity::incident_alert::Column::IncidentId, m),
             integration: ById::loader(db, m),
+            incident: ById::loader(db, m),
+            problem: ById::loader(db, m),
+            problem_links_by_problem: ByColumn::loader(
+                db,
+                entity::problem_incident::Column::ProblemId,
+                m,
+            ),
+            problem_links_by_incident: ByColumn::loader(
+                db,
+                entity::problem_incident::Column::IncidentId,
+                m,
+            ),
+            affected_cis_by_problem: ByColumn::loader(
+                db,
+                entity::problem_affected_ci::Column::ProblemId,
+                m,
+            ),
+            notes_by_problem: ByColumn::loader(db, entity::problem_note::Column::ProblemId, m),
         }
     }
 }

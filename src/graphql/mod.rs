@@ -17,7 +17,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use crate::{
     config::GraphqlConfig,
-    processes::{catalogue, cmdb, directory, incident, monitoring, sla},
+    processes::{catalogue, cmdb, directory, incident, monitoring, problem, sla},
 };
 
 #[derive(MergedObject, Default)]
@@ -30,6 +30,7 @@ pub struct Query(
     sla::graphql::SlaReportQuery,
     incident::graphql::IncidentQuery,
     monitoring::graphql::MonitoringQuery,
+    problem::graphql::ProblemQuery,
     audit::AuditQuery,
 );
 
@@ -41,6 +42,7 @@ pub struct Mutation(
     sla::graphql::SlaMutation,
     incident::graphql::IncidentMutation,
     monitoring::graphql::MonitoringMutation,
+    problem::graphql::ProblemMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -49,6 +51,7 @@ pub struct Subscription(
     cmdb::graphql::CmdbSubscription,
     incident::graphql::IncidentSubscription,
     sla::graphql::SlaSubscription,
+    problem::graphql::ProblemSubscription,
 );
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

@@ -6,7 +6,7 @@ use async_graphql::{Context, ID, Interface, Object};
 use super::{context::ContextExt, ids};
 use crate::{
     error::{AppError, AppResult},
-    processes::{catalogue, cmdb, directory, incident, monitoring, sla},
+    processes::{catalogue, cmdb, directory, incident, monitoring, problem, sla},
 };
 
 /// Declares the `Node` interface and `resolve` from one list: each record type
@@ -49,6 +49,7 @@ nodes! { |ctx, db, p, n|
     Sla(sla::graphql::Sla) = sla::find_sla(db, p, n),
     Incident(incident::graphql::Incident) = incident::find_incident(db, p, n),
     Integration(monitoring::graphql::Integration) = monitoring::find_integration(db, p, n),
+    Problem(problem::graphql::Problem) = problem::find_problem(db, p, n),
 }
 
 #[derive(Default)]

@@ -6,4 +6,5 @@ pub mod cmdb;
 pub mod directory;
 pub mod incident;
 pub mod monitoring;
+pub mod problem;
 pub mod sla;

@@ -18,6 +18,7 @@ mod incident;
 mod ingest;
 mod limits;
 mod pagination;
+mod problem;
 mod schema;
 mod server;
 mod sla;

@@ -217,6 +217,17 @@ impl Incident {
     ) -> async_graphql::Result<Option<crate::processes::monitoring::graphql::IncidentAlert>> {
         crate::processes::monitoring::graphql::alert_of(ctx, self.0.id).await
     }
+    /// The problems it is linked to, newest link first.
+    async fn problems(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::processes::problem::graphql::Problem>> {
+        crate::processes::problem::graphql::problems_of_incident(ctx, &self.0).await
+    }
+    /// The workaround of a linked problem (a known error's first).
+    async fn workaround(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        crate::processes::problem::graphql::workaround_of_incident(ctx, &self.0).await
+    }
     async fn version(&self) -> i32 {
         self.0.version
     }
