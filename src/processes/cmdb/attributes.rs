@@ -184,3 +184,208 @@ pub fn validate_attributes(
     }
     Ok(Value::Object(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn class(defs: &[AttributeDefinition]) -> ci_class::Model {
+        ci_class::Model {
+            id: 1,
+            code: "server".into(),
+            name: "Server".into(),
+            description: None,
+            attributes: serde_json::to_value(defs).unwrap(),
+            version: 1,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    fn attr(name: &str, kind: AttributeType, required: bool) -> AttributeDefinition {
+        AttributeDefinition {
+            name: name.into(),
+            kind,
+            required,
+            values: None,
+            description: None,
+        }
+    }
+
+    fn server_schema() -> Vec<AttributeDefinition> {
+        vec![
+            attr("hostname", AttributeType::String, true),
+            attr("cpuCount", AttributeType::Integer, false),
+            attr("memoryGb", AttributeType::Decimal, false),
+            attr("virtual", AttributeType::Boolean, false),
+            attr("purchasedAt", AttributeType::DateTime, false),
+            AttributeDefinition {
+                values: Some(vec!["linux".into(), "windows".into()]),
+                ..attr("os", AttributeType::Enum, false)
+            },
+        ]
+    }
+
+    /// The field and message of a `VALIDATION` error.
+    fn refusal(e: AppError) -> (String, String) {
+        match e {
+            AppError::Validation {
+                field: Some(field),
+                message,
+            } => (field, message),
+            other => panic!("expected a validation error on a field, got {other:?}"),
+        }
+    }
+
+    fn check(value: Value) -> AppResult<Value> {
+        let defs = server_schema();
+        validate_attributes(&class(&defs), &defs, Some(value))
+    }
+
+    #[test]
+    fn values_of_every_type_are_accepted_and_nulls_dropped() {
+        let all = json!({
+            "hostname": "web-01",
+            "cpuCount": 8,
+            "memoryGb": 15.5,
+            "virtual": true,
+            "purchasedAt": "2026-11-22T09:00:00Z",
+            "os": "linux",
+        });
+        assert_eq!(check(all.clone()).unwrap(), all);
+        let stored = check(json!({"hostname": "web-01", "cpuCount": null, "memoryGb": 16}));
+        assert_eq!(
+            stored.unwrap(),
+            json!({"hostname": "web-01", "memoryGb": 16})
+        );
+        // An attribute the class does not define is refused, even as null.
+        let e = check(json!({"hostname": "web-01", "serialNumber": null})).unwrap_err();
+        assert_eq!(refusal(e).0, "attributes.serialNumber");
+    }
+
+    #[test]
+    fn a_wrong_type_is_refused_on_its_attribute() {
+        let (field, message) =
+            refusal(check(json!({"hostname": "a", "cpuCount": "4"})).unwrap_err());
+        assert_eq!(field, "attributes.cpuCount");
+        assert_eq!(
+            message,
+            r#"attribute "cpuCount" must be an integer, got "4""#
+        );
+
+        let (field, _) = refusal(check(json!({"hostname": "a", "cpuCount": 1.5})).unwrap_err());
+        assert_eq!(field, "attributes.cpuCount");
+        let (field, _) = refusal(check(json!({"hostname": "a", "virtual": "yes"})).unwrap_err());
+        assert_eq!(field, "attributes.virtual");
+        let (field, _) = refusal(check(json!({"hostname": 7})).unwrap_err());
+        assert_eq!(field, "attributes.hostname");
+        let (field, message) =
+            refusal(check(json!({"hostname": "a", "purchasedAt": "2026-11-22"})).unwrap_err());
+        assert_eq!(field, "attributes.purchasedAt");
+        assert!(message.contains("RFC 3339"), "{message}");
+        let long = "x".repeat(4_001);
+        let (field, _) = refusal(check(json!({ "hostname": long })).unwrap_err());
+        assert_eq!(field, "attributes.hostname");
+    }
+
+    #[test]
+    fn an_enum_takes_only_its_values() {
+        let (field, message) = refusal(check(json!({"hostname": "a", "os": "beos"})).unwrap_err());
+        assert_eq!(field, "attributes.os");
+        assert_eq!(
+            message,
+            r#"attribute "os" must be one of linux, windows, got "beos""#
+        );
+        assert!(check(json!({"hostname": "a", "os": "windows"})).is_ok());
+    }
+
+    #[test]
+    fn unknown_and_missing_required_attributes_are_refused() {
+        let (field, message) =
+            refusal(check(json!({"hostname": "a", "colour": "red"})).unwrap_err());
+        assert_eq!(field, "attributes.colour");
+        assert_eq!(
+            message,
+            r#"attribute "colour" is not defined for class "server""#
+        );
+        let (field, message) = refusal(check(json!({"cpuCount": 2})).unwrap_err());
+        assert_eq!(field, "attributes.hostname");
+        assert_eq!(
+            message,
+            r#"attribute "hostname" is required for class "server""#
+        );
+        // No attributes at all: the required one is still missing.
+        let defs = server_schema();
+        let e = validate_attributes(&class(&defs), &defs, None).unwrap_err();
+        assert_eq!(refusal(e).0, "attributes.hostname");
+    }
+
+    #[test]
+    fn attributes_must_be_an_object() {
+        let (field, _) = refusal(check(json!(["hostname"])).unwrap_err());
+        assert_eq!(field, "attributes");
+    }
+
+    #[test]
+    fn definitions_need_identifier_names_once_each() {
+        let e = check_definitions(vec![attr("1st", AttributeType::String, false)]).unwrap_err();
+        assert_eq!(refusal(e).0, "attributes[0].name");
+        let e = check_definitions(vec![attr("has space", AttributeType::String, false)]);
+        assert!(e.is_err());
+        let e = check_definitions(vec![
+            attr("rack", AttributeType::String, false),
+            attr("rack", AttributeType::Integer, false),
+        ])
+        .unwrap_err();
+        let (field, message) = refusal(e);
+        assert_eq!(field, "attributes[1].name");
+        assert_eq!(message, r#"attribute "rack" is defined twice"#);
+        let many: Vec<_> = (0..201)
+            .map(|i| attr(&format!("a{i}"), AttributeType::String, false))
+            .collect();
+        assert_eq!(
+            refusal(check_definitions(many).unwrap_err()).0,
+            "attributes"
+        );
+        assert_eq!(check_definitions(server_schema()).unwrap(), server_schema());
+    }
+
+    #[test]
+    fn only_enums_take_values_and_they_need_some() {
+        let e = check_definitions(vec![attr("os", AttributeType::Enum, false)]).unwrap_err();
+        assert_eq!(refusal(e).0, "attributes[0].values");
+        let empty = AttributeDefinition {
+            values: Some(vec![String::new()]),
+            ..attr("os", AttributeType::Enum, false)
+        };
+        assert!(check_definitions(vec![empty]).is_err());
+        let valued_string = AttributeDefinition {
+            values: Some(vec!["a".into()]),
+            ..attr("name", AttributeType::String, false)
+        };
+        let (field, message) = refusal(check_definitions(vec![valued_string]).unwrap_err());
+        assert_eq!(field, "attributes[0].values");
+        assert_eq!(
+            message,
+            r#"only enum attributes take values ("name" does not)"#
+        );
+    }
+
+    #[test]
+    fn a_schema_is_stored_as_snake_case_json_and_unreadable_ones_are_empty() {
+        let defs = server_schema();
+        let c = class(&defs);
+        assert_eq!(
+            c.attributes[0],
+            json!({"name": "hostname", "type": "string", "required": true})
+        );
+        assert_eq!(c.attributes[4]["type"], "date_time");
+        assert_eq!(class_schema(&c), defs);
+        let broken = ci_class::Model {
+            attributes: json!({"not": "a list"}),
+            ..c
+        };
+        assert!(class_schema(&broken).is_empty());
+    }
+}

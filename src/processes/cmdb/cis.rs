@@ -48,6 +48,40 @@ pub(super) async fn referenced_ci<C: ConnectionTrait>(
         .map_err(|_| AppError::invalid_field(field, "configuration item not found"))
 }
 
+/// The tenant of new CIs: the one asked for, else the caller's own; one the
+/// caller may not see is answered as missing.
+pub(super) fn tenant_of(p: &Principal, requested: Option<i64>) -> AppResult<i64> {
+    let org = requested.unwrap_or(p.organization_id);
+    if p.can_see(org) {
+        Ok(org)
+    } else {
+        Err(AppError::invalid_field(
+            "organizationId",
+            "organization not found",
+        ))
+    }
+}
+
+/// The tenant of new CIs must exist.
+pub(super) async fn check_tenant<C: ConnectionTrait>(db: &C, org: i64) -> AppResult<()> {
+    organization::Entity::find_by_id(org)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::invalid_field("organizationId", "organization not found"))?;
+    Ok(())
+}
+
+/// The status a new CI starts in: in production unless given; never retired.
+pub(super) fn initial_status(status: Option<CiStatus>) -> AppResult<CiStatus> {
+    match status.unwrap_or(CiStatus::InProduction) {
+        CiStatus::Retired => Err(AppError::invalid_field(
+            "status",
+            "a new configuration item cannot start retired",
+        )),
+        status => Ok(status),
+    }
+}
+
 /// Legal lifecycle moves: any non-retired status to any other; retired is final.
 pub(super) fn check_ci_transition(from: CiStatus, to: CiStatus) -> AppResult<()> {
     if from == CiStatus::Retired && to != CiStatus::Retired {
@@ -157,27 +191,12 @@ pub async fn create_ci(
     p: &Principal,
     input: NewCi,
 ) -> AppResult<configuration_item::Model> {
-    let organization_id = input.organization_id.unwrap_or(p.organization_id);
-    if !p.can_see(organization_id) {
-        return Err(AppError::invalid_field(
-            "organizationId",
-            "organization not found",
-        ));
-    }
+    let organization_id = tenant_of(p, input.organization_id)?;
     let (name, name_key) = clean_name("name", &input.name, 200)?;
     let (source, external_id) = clean_identity(input.source, input.external_id)?;
-    let status = input.status.unwrap_or(CiStatus::InProduction);
-    if status == CiStatus::Retired {
-        return Err(AppError::invalid_field(
-            "status",
-            "a new configuration item cannot start retired",
-        ));
-    }
+    let status = initial_status(input.status)?;
     let txn = begin_write(&store.db).await?;
-    organization::Entity::find_by_id(organization_id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::invalid_field("organizationId", "organization not found"))?;
+    check_tenant(&txn, organization_id).await?;
     let class = class_by_code(&txn, &input.class_code).await?;
     let attributes = validate_attributes(&class, &class_schema(&class), input.attributes)?;
     check_owner_group(&txn, p, input.owner_group_id).await?;
@@ -343,4 +362,67 @@ pub(super) async fn detach<C: ConnectionTrait>(db: &C, p: &Principal, ci_id: i64
         audit::record(db, p, "delete", Some(&link), None).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(e: AppError) -> String {
+        match e {
+            AppError::Validation { field: Some(f), .. } => f,
+            other => panic!("expected a validation error on a field, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn retired_is_final() {
+        use CiStatus::*;
+        for to in [Planned, Ordered, InProduction, Maintenance] {
+            assert_eq!(
+                field(check_ci_transition(Retired, to).unwrap_err()),
+                "status"
+            );
+        }
+        assert!(check_ci_transition(Retired, Retired).is_ok());
+        for from in [Planned, Ordered, InProduction, Maintenance] {
+            for to in [Planned, Ordered, InProduction, Maintenance, Retired] {
+                assert!(check_ci_transition(from, to).is_ok(), "{from:?} -> {to:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_ci_starts_in_production_unless_told_and_never_retired() {
+        assert_eq!(initial_status(None).unwrap(), CiStatus::InProduction);
+        assert_eq!(
+            initial_status(Some(CiStatus::Planned)).unwrap(),
+            CiStatus::Planned
+        );
+        assert_eq!(
+            field(initial_status(Some(CiStatus::Retired)).unwrap_err()),
+            "status"
+        );
+    }
+
+    #[test]
+    fn source_and_external_id_come_together() {
+        assert_eq!(clean_identity(None, None).unwrap(), (None, None));
+        assert_eq!(
+            clean_identity(Some(" scanner ".into()), Some("vm-1".into())).unwrap(),
+            (Some("scanner".into()), Some("vm-1".into()))
+        );
+        assert_eq!(
+            field(clean_identity(Some("scanner".into()), None).unwrap_err()),
+            "externalId"
+        );
+        assert_eq!(
+            field(clean_identity(None, Some("vm-1".into())).unwrap_err()),
+            "source"
+        );
+        assert_eq!(
+            field(clean_identity(Some("s".repeat(65)), Some("vm-1".into())).unwrap_err()),
+            "source"
+        );
+    }
 }

@@ -298,3 +298,31 @@ pub(super) async fn class_by_code<C: ConnectionTrait>(
             )
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_codes_are_lowercased_identifiers() {
+        assert_eq!(
+            clean_class_code("  Load_Balancer-2 ").unwrap(),
+            "load_balancer-2"
+        );
+        for bad in ["s", "2server", "web server", "_server", &"x".repeat(65)] {
+            assert!(clean_class_code(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn the_standard_classes_follow_the_rules_they_impose() {
+        let classes = standard_classes();
+        let mut codes = HashSet::new();
+        for (code, _, defs) in classes {
+            assert_eq!(clean_class_code(code).unwrap(), code);
+            assert!(codes.insert(code), "{code} twice");
+            assert_eq!(check_definitions(defs.clone()).unwrap(), defs);
+        }
+        assert!(codes.contains("server") && codes.contains("database"));
+    }
+}

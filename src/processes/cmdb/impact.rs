@@ -349,3 +349,121 @@ fn walk_edges(
     }
     down
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every CI in the edges, reached (the statement's answer before redundancy).
+    fn reached(edges: &[(i64, i64, bool, String)]) -> HashMap<i64, (i32, Option<i64>, i64)> {
+        edges
+            .iter()
+            .flat_map(|(a, b, ..)| [*a, *b])
+            .map(|id| (id, (0, None, 1)))
+            .collect()
+    }
+
+    /// Edges in walking direction: `from` goes down, so `to` may.
+    fn edge(from: i64, to: i64, redundant: bool) -> (i64, i64, bool, String) {
+        (from, to, redundant, "runs_on".to_owned())
+    }
+
+    fn walk(
+        edges: &[(i64, i64, bool, String)],
+        max_depth: i32,
+        redundancy: bool,
+    ) -> Vec<(i64, i32, Option<i64>)> {
+        let mut out: Vec<_> = walk_edges(1, max_depth, &reached(edges), edges, redundancy)
+            .into_iter()
+            .map(|(id, (depth, parent))| (id, depth, parent))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn depths_are_shortest_and_parents_the_lowest_id() {
+        // 1 -> 2 -> 4, 1 -> 3 -> 4, 4 -> 5, and a cycle 5 -> 1.
+        let edges = [
+            edge(1, 3, false),
+            edge(1, 2, false),
+            edge(2, 4, false),
+            edge(3, 4, false),
+            edge(4, 5, false),
+            edge(5, 1, false),
+        ];
+        assert_eq!(
+            walk(&edges, 10, false),
+            [
+                (1, 0, None),
+                (2, 1, Some(1)),
+                (3, 1, Some(1)),
+                (4, 2, Some(2)),
+                (5, 3, Some(4)),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_walk_stops_at_max_depth() {
+        let edges = [edge(1, 2, false), edge(2, 3, false), edge(3, 4, false)];
+        assert_eq!(
+            walk(&edges, 2, false),
+            [(1, 0, None), (2, 1, Some(1)), (3, 2, Some(2))]
+        );
+    }
+
+    #[test]
+    fn a_redundant_member_down_leaves_its_dependent_up() {
+        // 2 and 3 are redundant members serving 4; 1 takes down only 2.
+        let edges = [edge(1, 2, false), edge(2, 4, true), edge(3, 4, true)];
+        assert_eq!(walk(&edges, 10, true), [(1, 0, None), (2, 1, Some(1))]);
+        // Without redundancy the dependent goes down with either member.
+        assert_eq!(
+            walk(&edges, 10, false),
+            [(1, 0, None), (2, 1, Some(1)), (4, 2, Some(2))]
+        );
+    }
+
+    #[test]
+    fn a_dependent_goes_down_when_every_redundant_member_does() {
+        // 1 takes down both members 2 and 3 of 4's group.
+        let edges = [
+            edge(1, 2, false),
+            edge(1, 3, false),
+            edge(2, 4, true),
+            edge(3, 4, true),
+        ];
+        assert_eq!(
+            walk(&edges, 10, true),
+            [
+                (1, 0, None),
+                (2, 1, Some(1)),
+                (3, 1, Some(1)),
+                (4, 2, Some(3))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_non_redundant_dependency_takes_the_dependent_down_alone() {
+        let edges = [edge(1, 2, false), edge(2, 4, false), edge(3, 4, true)];
+        assert_eq!(
+            walk(&edges, 10, true),
+            [(1, 0, None), (2, 1, Some(1)), (4, 2, Some(2))]
+        );
+    }
+
+    #[test]
+    fn downstream_walks_from_dependency_to_dependent() {
+        let down = impact_sql(DbBackend::Sqlite, ImpactDirection::Downstream, false, false);
+        assert!(down.contains("r.dependency_id = w.ci_id"), "{down}");
+        assert!(!down.contains("SELECT 2"));
+        let up = impact_sql(DbBackend::Postgres, ImpactDirection::Upstream, true, true);
+        assert!(
+            up.contains("r.dependent_id = w.ci_id") && up.contains("$2"),
+            "{up}"
+        );
+        assert!(up.contains("SELECT 2") && up.contains("r.kind"));
+    }
+}

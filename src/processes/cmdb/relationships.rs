@@ -145,3 +145,102 @@ pub async fn remove_relationship(store: &Store, p: &Principal, id: i64) -> AppRe
     txn.commit().await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ci(id: i64, organization_id: i64, status: CiStatus) -> configuration_item::Model {
+        configuration_item::Model {
+            id,
+            organization_id,
+            class_id: 1,
+            name: format!("ci-{id}"),
+            name_key: format!("ci-{id}"),
+            status,
+            environment: entity::enums::CiEnvironment::Production,
+            owner_group_id: None,
+            attributes: serde_json::json!({}),
+            source: None,
+            external_id: None,
+            version: 1,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn refusal(e: AppError) -> (String, String) {
+        match e {
+            AppError::Validation {
+                field: Some(f),
+                message,
+            } => (f, message),
+            other => panic!("expected a validation error on a field, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_kind_reads_both_ways() {
+        assert_eq!(
+            relationship_names(RelationshipKind::DependsOn),
+            ("depends on", "used by")
+        );
+        assert_eq!(
+            relationship_names(RelationshipKind::RunsOn),
+            ("runs on", "runs")
+        );
+        assert_eq!(
+            relationship_names(RelationshipKind::Contains),
+            ("contains", "contained in")
+        );
+    }
+
+    #[test]
+    fn the_source_depends_on_the_target_except_for_contains() {
+        for kind in [
+            RelationshipKind::DependsOn,
+            RelationshipKind::RunsOn,
+            RelationshipKind::HostedOn,
+            RelationshipKind::ConnectsTo,
+        ] {
+            assert_eq!(dependency_of(kind, 1, 2), (1, 2), "{kind:?}");
+        }
+        // The rack contains the server: the server goes down with the rack.
+        assert_eq!(dependency_of(RelationshipKind::Contains, 1, 2), (2, 1));
+    }
+
+    #[test]
+    fn an_edge_joins_two_live_cis_of_one_tenant() {
+        let app = ci(1, 10, CiStatus::InProduction);
+        let db = ci(2, 10, CiStatus::Maintenance);
+        assert!(check_edge(&app, &db, "sourceId", "targetId").is_ok());
+
+        let (field, message) = refusal(check_edge(&app, &app, "sourceId", "targetId").unwrap_err());
+        assert_eq!(field, "targetId");
+        assert_eq!(message, "a configuration item cannot relate to itself");
+
+        let other_tenant = ci(3, 11, CiStatus::InProduction);
+        let (field, _) = refusal(check_edge(&app, &other_tenant, "source", "target").unwrap_err());
+        assert_eq!(field, "target");
+
+        let retired = ci(4, 10, CiStatus::Retired);
+        let (field, message) =
+            refusal(check_edge(&retired, &db, "sourceId", "targetId").unwrap_err());
+        assert_eq!(field, "sourceId");
+        assert_eq!(message, r#"configuration item "ci-4" is retired"#);
+        let (field, _) = refusal(check_edge(&app, &retired, "sourceId", "targetId").unwrap_err());
+        assert_eq!(field, "targetId");
+    }
+
+    #[test]
+    fn a_new_edge_records_which_end_depends_on_which() {
+        let rack = ci(7, 10, CiStatus::InProduction);
+        let edge = new_edge(&rack, 8, RelationshipKind::Contains, false, Utc::now());
+        assert_eq!(*edge.organization_id.as_ref(), 10);
+        assert_eq!(*edge.dependent_id.as_ref(), 8);
+        assert_eq!(*edge.dependency_id.as_ref(), 7);
+        let edge = new_edge(&rack, 8, RelationshipKind::HostedOn, true, Utc::now());
+        assert_eq!(*edge.dependent_id.as_ref(), 7);
+        assert!(*edge.redundant.as_ref());
+    }
+}

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use entity::{
     ci_class, ci_relationship, configuration_item,
     enums::{CiEnvironment, CiStatus, RelationshipKind},
-    organization, support_group,
+    support_group,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
@@ -15,7 +15,10 @@ use sea_orm::{
 use serde_json::Value;
 
 use super::attributes::{AttributeDefinition, class_schema, validate_attributes};
-use super::cis::{IDENTITY_CLASH, check_ci_transition, clean_identity, detach, publish};
+use super::cis::{
+    IDENTITY_CLASH, check_ci_transition, check_tenant, clean_identity, detach, initial_status,
+    publish, tenant_of,
+};
 use super::relationships::{DUPLICATE_EDGE, check_edge, new_edge};
 use crate::records::{Store, audit, clean_name, conflict_on_unique, now, save_versioned};
 use crate::{
@@ -229,18 +232,9 @@ pub async fn upsert(store: &Store, p: &Principal, batch: UpsertBatch) -> AppResu
             ),
         ));
     }
-    let org = batch.organization_id.unwrap_or(p.organization_id);
-    if !p.can_see(org) {
-        return Err(AppError::invalid_field(
-            "organizationId",
-            "organization not found",
-        ));
-    }
+    let org = tenant_of(p, batch.organization_id)?;
     let txn = begin_write(&store.db).await?;
-    organization::Entity::find_by_id(org)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::invalid_field("organizationId", "organization not found"))?;
+    check_tenant(&txn, org).await?;
     let classes: HashMap<String, (ci_class::Model, Vec<AttributeDefinition>)> =
         ci_class::Entity::find()
             .all(&txn)
@@ -331,35 +325,28 @@ pub async fn upsert(store: &Store, p: &Principal, batch: UpsertBatch) -> AppResu
         };
         (outcome.source, outcome.external_id) = key.clone();
         match existing.get(&key) {
-            None => {
-                let status = prep.status.unwrap_or(CiStatus::InProduction);
-                if status == CiStatus::Retired {
-                    outcome.error = Some(AppError::invalid_field(
-                        "status",
-                        "a new configuration item cannot start retired",
-                    ));
-                } else {
-                    to_create.push((
-                        i,
-                        configuration_item::ActiveModel {
-                            organization_id: Set(org),
-                            class_id: Set(prep.class_id),
-                            name: Set(prep.name),
-                            name_key: Set(prep.name_key),
-                            status: Set(status),
-                            environment: Set(prep.environment.unwrap_or(CiEnvironment::Production)),
-                            owner_group_id: Set(prep.owner_group_id),
-                            attributes: Set(prep.attributes),
-                            source: Set(Some(key.0)),
-                            external_id: Set(Some(key.1)),
-                            version: Set(1),
-                            created_at: Set(at),
-                            updated_at: Set(at),
-                            ..Default::default()
-                        },
-                    ));
-                }
-            }
+            None => match initial_status(prep.status) {
+                Err(e) => outcome.error = Some(e),
+                Ok(status) => to_create.push((
+                    i,
+                    configuration_item::ActiveModel {
+                        organization_id: Set(org),
+                        class_id: Set(prep.class_id),
+                        name: Set(prep.name),
+                        name_key: Set(prep.name_key),
+                        status: Set(status),
+                        environment: Set(prep.environment.unwrap_or(CiEnvironment::Production)),
+                        owner_group_id: Set(prep.owner_group_id),
+                        attributes: Set(prep.attributes),
+                        source: Set(Some(key.0)),
+                        external_id: Set(Some(key.1)),
+                        version: Set(1),
+                        created_at: Set(at),
+                        updated_at: Set(at),
+                        ..Default::default()
+                    },
+                )),
+            },
             Some(before) => {
                 let mut next = before.clone();
                 next.class_id = prep.class_id;

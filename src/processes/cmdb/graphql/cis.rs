@@ -13,7 +13,7 @@ use super::classes::ConfigurationItemClass;
 use super::relationships::{RelatedConfigurationItem, RelationshipDirection, RelationshipKind};
 use crate::auth::Staff;
 use crate::graphql::{
-    args::{maybe, optional_ref},
+    args::{maybe, optional_ref, patch_ref},
     context::{ContextExt, load},
     ids,
     pagination::{Keyset, Page, PageArgs, SortValue, page},
@@ -429,12 +429,7 @@ impl CiMutation {
             class_code: input.class_code,
             status: input.status.map(Into::into),
             environment: input.environment.map(Into::into),
-            owner_group_id: maybe(input.owner_group_id)
-                .map(|o| {
-                    o.map(|id| ids::reference(&id, "SupportGroup", "ownerGroupId"))
-                        .transpose()
-                })
-                .transpose()?,
+            owner_group_id: patch_ref(input.owner_group_id, "SupportGroup", "ownerGroupId")?,
             attributes: input.attributes.map(|j| j.0),
             source: maybe(input.source),
             external_id: maybe(input.external_id),

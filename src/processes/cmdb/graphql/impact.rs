@@ -13,6 +13,7 @@ use crate::processes::{
 use crate::{error::AppError, processes::cmdb as domain};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
+#[graphql(remote = "crate::processes::cmdb::ImpactDirection")]
 pub enum ImpactDirection {
     /// What depends on the CI, transitively (what goes down with it): follows
     /// "used by", "runs", "hosts", "connected from" and "contains".
@@ -86,10 +87,7 @@ impl ImpactAnalysis {
         ConfigurationItem(self.0.root.clone())
     }
     async fn direction(&self) -> ImpactDirection {
-        match self.0.direction {
-            domain::ImpactDirection::Downstream => ImpactDirection::Downstream,
-            domain::ImpactDirection::Upstream => ImpactDirection::Upstream,
-        }
+        self.0.direction.into()
     }
     async fn max_depth(&self) -> i32 {
         self.0.max_depth
@@ -184,10 +182,6 @@ impl ImpactQuery {
         #[graphql(default)] consider_redundancy: bool,
     ) -> async_graphql::Result<ImpactAnalysis> {
         let n = ids::expect(&id, "ConfigurationItem", "id")?;
-        let direction = match direction {
-            ImpactDirection::Downstream => domain::ImpactDirection::Downstream,
-            ImpactDirection::Upstream => domain::ImpactDirection::Upstream,
-        };
         // Paths cost the edges into the reached CIs: fetched only when selected.
         let with_paths = ctx
             .look_ahead()
@@ -199,7 +193,7 @@ impl ImpactQuery {
                 &ctx.app().store.db,
                 ctx.principal()?,
                 n,
-                direction,
+                direction.into(),
                 max_depth,
                 consider_redundancy,
                 with_paths,

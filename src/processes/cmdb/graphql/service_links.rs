@@ -4,6 +4,7 @@ use async_graphql::{Context, ID, Object};
 
 use super::cis::ConfigurationItem;
 use crate::auth::Staff;
+use crate::error::AppResult;
 use crate::graphql::{context::ContextExt, ids};
 use crate::processes::cmdb as domain;
 
@@ -21,12 +22,7 @@ impl ServiceLinkMutation {
         configuration_item_id: ID,
     ) -> async_graphql::Result<ConfigurationItem> {
         let p = ctx.principal()?;
-        let s = ids::reference(&service_id, "Service", "serviceId")?;
-        let c = ids::reference(
-            &configuration_item_id,
-            "ConfigurationItem",
-            "configurationItemId",
-        )?;
+        let (s, c) = link_ids(&service_id, &configuration_item_id)?;
         let link = domain::link_service_ci(&ctx.app().store, p, s, c).await?;
         Ok(ConfigurationItem(
             domain::find_ci(&ctx.app().store.db, p, link.ci_id).await?,
@@ -42,13 +38,20 @@ impl ServiceLinkMutation {
         configuration_item_id: ID,
     ) -> async_graphql::Result<bool> {
         let p = ctx.principal()?;
-        let s = ids::reference(&service_id, "Service", "serviceId")?;
-        let c = ids::reference(
-            &configuration_item_id,
-            "ConfigurationItem",
-            "configurationItemId",
-        )?;
+        let (s, c) = link_ids(&service_id, &configuration_item_id)?;
         domain::unlink_service_ci(&ctx.app().store, p, s, c).await?;
         Ok(true)
     }
+}
+
+/// The service and the CI a link names.
+fn link_ids(service_id: &ID, configuration_item_id: &ID) -> AppResult<(i64, i64)> {
+    Ok((
+        ids::reference(service_id, "Service", "serviceId")?,
+        ids::reference(
+            configuration_item_id,
+            "ConfigurationItem",
+            "configurationItemId",
+        )?,
+    ))
 }

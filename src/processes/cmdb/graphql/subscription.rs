@@ -4,9 +4,12 @@ use async_graphql::{Context, ID, InputObject, SimpleObject, Subscription};
 use futures_util::{Stream, StreamExt};
 
 use super::cis::ConfigurationItem;
-use crate::graphql::{context::ContextExt, ids};
+use crate::events::DomainEvent;
+use crate::graphql::{
+    args::{optional_ref, refs},
+    context::ContextExt,
+};
 use crate::processes::catalogue::graphql::ChangeKindGql;
-use crate::{error::AppResult, events::DomainEvent};
 
 /// A committed change to a configuration item.
 #[derive(SimpleObject)]
@@ -40,25 +43,17 @@ impl CmdbSubscription {
     ) -> async_graphql::Result<impl Stream<Item = CiChangedEvent> + use<>> {
         let p = ctx.principal()?.clone();
         let f = filter.unwrap_or_default();
-        let only = f
-            .configuration_item_id
-            .as_ref()
-            .map(|id| ids::reference(id, "ConfigurationItem", "configurationItemId"))
-            .transpose()?;
-        let classes: Option<Vec<i64>> = f
-            .class_ids
-            .filter(|c| !c.is_empty())
-            .map(|c| {
-                c.iter()
-                    .map(|id| ids::reference(id, "ConfigurationItemClass", "classIds"))
-                    .collect::<AppResult<Vec<_>>>()
-            })
-            .transpose()?;
-        let org = f
-            .organization_id
-            .as_ref()
-            .map(|id| ids::reference(id, "Organization", "organizationId"))
-            .transpose()?;
+        let only = optional_ref(
+            f.configuration_item_id.as_ref(),
+            "ConfigurationItem",
+            "configurationItemId",
+        )?;
+        let classes = refs(
+            f.class_ids.filter(|c| !c.is_empty()),
+            "ConfigurationItemClass",
+            "classIds",
+        )?;
+        let org = optional_ref(f.organization_id.as_ref(), "Organization", "organizationId")?;
         let events = ctx.app().store.events.stream();
         Ok(events.filter_map(move |ev| {
             let out = match &*ev {

@@ -52,6 +52,7 @@ pub struct UpsertConfigurationItemsInput {
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::processes::cmdb::UpsertStatus")]
 pub enum UpsertStatus {
     Created,
     Updated,
@@ -59,17 +60,6 @@ pub enum UpsertStatus {
     Unchanged,
     /// Nothing of this item was written; see `error`.
     Error,
-}
-
-impl From<domain::UpsertStatus> for UpsertStatus {
-    fn from(s: domain::UpsertStatus) -> Self {
-        match s {
-            domain::UpsertStatus::Created => Self::Created,
-            domain::UpsertStatus::Updated => Self::Updated,
-            domain::UpsertStatus::Unchanged => Self::Unchanged,
-            domain::UpsertStatus::Error => Self::Error,
-        }
-    }
 }
 
 /// Why one item of a bulk call was refused (the same codes as top-level errors).
