@@ -40,6 +40,25 @@ pub struct AttributeDefinition {
     pub description: Option<String>,
 }
 
+/// An attribute without description or values.
+pub(super) fn def(name: &str, kind: AttributeType, required: bool) -> AttributeDefinition {
+    AttributeDefinition {
+        name: name.into(),
+        kind,
+        required,
+        values: None,
+        description: None,
+    }
+}
+
+/// An enum attribute taking `values`.
+pub(super) fn enum_def(name: &str, required: bool, values: &[&str]) -> AttributeDefinition {
+    AttributeDefinition {
+        values: Some(values.iter().map(|v| (*v).to_owned()).collect()),
+        ..def(name, AttributeType::Enum, required)
+    }
+}
+
 /// The attribute schema of a stored class (an unreadable one counts as empty).
 pub fn class_schema(class: &ci_class::Model) -> Vec<AttributeDefinition> {
     serde_json::from_value(class.attributes.clone()).unwrap_or_default()
@@ -203,27 +222,14 @@ mod tests {
         }
     }
 
-    fn attr(name: &str, kind: AttributeType, required: bool) -> AttributeDefinition {
-        AttributeDefinition {
-            name: name.into(),
-            kind,
-            required,
-            values: None,
-            description: None,
-        }
-    }
-
     fn server_schema() -> Vec<AttributeDefinition> {
         vec![
-            attr("hostname", AttributeType::String, true),
-            attr("cpuCount", AttributeType::Integer, false),
-            attr("memoryGb", AttributeType::Decimal, false),
-            attr("virtual", AttributeType::Boolean, false),
-            attr("purchasedAt", AttributeType::DateTime, false),
-            AttributeDefinition {
-                values: Some(vec!["linux".into(), "windows".into()]),
-                ..attr("os", AttributeType::Enum, false)
-            },
+            def("hostname", AttributeType::String, true),
+            def("cpuCount", AttributeType::Integer, false),
+            def("memoryGb", AttributeType::Decimal, false),
+            def("virtual", AttributeType::Boolean, false),
+            def("purchasedAt", AttributeType::DateTime, false),
+            enum_def("os", false, &["linux", "windows"]),
         ]
     }
 
@@ -329,20 +335,20 @@ mod tests {
 
     #[test]
     fn definitions_need_identifier_names_once_each() {
-        let e = check_definitions(vec![attr("1st", AttributeType::String, false)]).unwrap_err();
+        let e = check_definitions(vec![def("1st", AttributeType::String, false)]).unwrap_err();
         assert_eq!(refusal(e).0, "attributes[0].name");
-        let e = check_definitions(vec![attr("has space", AttributeType::String, false)]);
+        let e = check_definitions(vec![def("has space", AttributeType::String, false)]);
         assert!(e.is_err());
         let e = check_definitions(vec![
-            attr("rack", AttributeType::String, false),
-            attr("rack", AttributeType::Integer, false),
+            def("rack", AttributeType::String, false),
+            def("rack", AttributeType::Integer, false),
         ])
         .unwrap_err();
         let (field, message) = refusal(e);
         assert_eq!(field, "attributes[1].name");
         assert_eq!(message, r#"attribute "rack" is defined twice"#);
         let many: Vec<_> = (0..201)
-            .map(|i| attr(&format!("a{i}"), AttributeType::String, false))
+            .map(|i| def(&format!("a{i}"), AttributeType::String, false))
             .collect();
         assert_eq!(
             refusal(check_definitions(many).unwrap_err()).0,
@@ -353,16 +359,16 @@ mod tests {
 
     #[test]
     fn only_enums_take_values_and_they_need_some() {
-        let e = check_definitions(vec![attr("os", AttributeType::Enum, false)]).unwrap_err();
+        let e = check_definitions(vec![def("os", AttributeType::Enum, false)]).unwrap_err();
         assert_eq!(refusal(e).0, "attributes[0].values");
         let empty = AttributeDefinition {
             values: Some(vec![String::new()]),
-            ..attr("os", AttributeType::Enum, false)
+            ..def("os", AttributeType::Enum, false)
         };
         assert!(check_definitions(vec![empty]).is_err());
         let valued_string = AttributeDefinition {
             values: Some(vec!["a".into()]),
-            ..attr("name", AttributeType::String, false)
+            ..def("name", AttributeType::String, false)
         };
         let (field, message) = refusal(check_definitions(vec![valued_string]).unwrap_err());
         assert_eq!(field, "attributes[0].values");

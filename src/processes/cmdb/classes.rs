@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use entity::ci_class;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 
-use super::attributes::{AttributeDefinition, AttributeType, check_definitions};
+use super::attributes::{AttributeDefinition, AttributeType, check_definitions, def, enum_def};
 use crate::records::{
     Store, audit, check_version, clean_name, clean_text, conflict_on_unique, find_where, now,
     save_versioned,
@@ -31,23 +31,6 @@ fn clean_class_code(code: &str) -> AppResult<String> {
             "code",
             "code must be 2 to 64 characters of letters, digits, '_' or '-', starting with a letter",
         ))
-    }
-}
-
-fn def(name: &str, kind: AttributeType, required: bool) -> AttributeDefinition {
-    AttributeDefinition {
-        name: name.into(),
-        kind,
-        required,
-        values: None,
-        description: None,
-    }
-}
-
-fn enum_def(name: &str, required: bool, values: &[&str]) -> AttributeDefinition {
-    AttributeDefinition {
-        values: Some(values.iter().map(|v| (*v).to_owned()).collect()),
-        ..def(name, AttributeType::Enum, required)
     }
 }
 
