@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use crate::{
     app::AppState,
     error::{AppError, REQUEST_ID},
-    processes::monitoring::{self, AlertAction, Counts, IngestOutcome},
+    processes::monitoring::{self, AlertAction, Counts, DeliveryLine, IngestOutcome},
     records::{Store, now},
 };
 
@@ -240,19 +240,18 @@ async fn log_refusal(
     refusal: &Refusal,
     started: Instant,
 ) {
-    let logged = monitoring::log_delivery(
-        &state.db,
-        Some(integration),
-        endpoint.name(),
-        now(),
-        refusal.status.as_u16(),
-        None,
-        refusal.alerts,
-        &Counts::default(),
-        vec![refusal.message.clone()],
+    let line = DeliveryLine {
+        integration: Some(integration),
+        endpoint: endpoint.name(),
+        received_at: now(),
+        http_status: refusal.status.as_u16(),
+        body_hash: None,
+        alerts: refusal.alerts,
+        counts: Counts::default(),
+        errors: vec![refusal.message.clone()],
         started,
-    )
-    .await;
+    };
+    let logged = monitoring::log_delivery(&state.db, line).await;
     if let Err(e) = logged {
         tracing::warn!(error = ?e, "could not log a refused delivery");
     }
