@@ -1,6 +1,6 @@
 //! The alert state machine's rules (pure: no database, no GraphQL): what
 //! an alert is, its key, whether it already holds in its key's state, when
-//! re-fires count as flapping, and the texts and rows it makes.
+//! re-fires count as flapping, and the texts it writes.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,6 @@ use entity::{
     enums::{AlertStatus, IncidentState},
     incident, incident_alert,
 };
-use sea_orm::{ActiveValue::NotSet, Set};
 
 use super::integrations::hash_secret;
 use crate::config::IngestConfig;
@@ -314,64 +313,6 @@ pub(super) fn refire(
     times.push(at);
     let flapping = times.len() > threshold as usize;
     Refires { times, flapping }
-}
-
-/// The alert row of an incident raised by monitoring: fired once, from
-/// `alert` (labels, annotations, start), or empty for an incident that had
-/// none.
-pub(super) fn new_alert_row(
-    inc: &incident::Model,
-    integration_id: i64,
-    alert: Option<&IncomingAlert>,
-    at: DateTime<Utc>,
-) -> incident_alert::ActiveModel {
-    let (first_seen, last_seen) = match alert {
-        Some(a) => (a.starts_at.filter(|s| *s <= at).unwrap_or(at), at),
-        None => (inc.created_at, inc.created_at),
-    };
-    incident_alert::ActiveModel {
-        id: NotSet,
-        incident_id: Set(inc.id),
-        customer_id: Set(inc.customer_id),
-        integration_id: Set(integration_id),
-        dedup_key: Set(inc.dedup_key.clone().unwrap_or_default()),
-        status: Set(AlertStatus::Firing),
-        alert_count: Set(1),
-        reopen_count: Set(0),
-        flapping: Set(false),
-        flap_count: Set(0),
-        refires: Set(serde_json::json!([])),
-        labels: Set(alert.map_or(serde_json::json!({}), |a| json_map(&a.labels))),
-        annotations: Set(alert.map_or(serde_json::json!({}), |a| json_map(&a.annotations))),
-        source_url: Set(alert
-            .and_then(|a| a.source_url.as_deref())
-            .map(|u| printable(u, false))),
-        first_seen_at: Set(first_seen),
-        last_seen_at: Set(last_seen),
-        ended_at: Set(None),
-        version: Set(1),
-        created_at: Set(at),
-        updated_at: Set(at),
-    }
-}
-
-/// An alert row after a firing notification: firing, latest labels and
-/// annotations, seen now.
-pub(super) fn alert_next(
-    before: &incident_alert::Model,
-    alert: &IncomingAlert,
-    at: DateTime<Utc>,
-) -> incident_alert::Model {
-    let mut next = before.clone();
-    next.status = AlertStatus::Firing;
-    next.ended_at = None;
-    next.labels = json_map(&alert.labels);
-    next.annotations = json_map(&alert.annotations);
-    if let Some(u) = &alert.source_url {
-        next.source_url = Some(printable(u, false));
-    }
-    next.last_seen_at = at;
-    next
 }
 
 #[cfg(test)]

@@ -2,11 +2,12 @@
 //!
 //! The rules and the reads and writes (no GraphQL, no HTTP) are split by
 //! concern: `integrations` (secrets, settings), `routing` (routing rules),
-//! `alerts` (the alert state machine's rules), `delivery` (a delivery in one
-//! transaction), `round` (its steps), `cis` (the CIs alerts name) and `log`
-//! (the delivery log); `graphql` holds the API. This file registers the
+//! `alerts` (the alert state machine's rules), `alert_rows` (the alert rows
+//! as written), `delivery` (a delivery in one transaction), `round` (its
+//! steps), `cis` (the CIs alerts name) and `log` (the delivery log); `graphql` holds the API. This file registers the
 //! process's records.
 
+mod alert_rows;
 mod alerts;
 mod cis;
 mod delivery;

@@ -9,11 +9,12 @@ use entity::{
     enums::{AlertStatus, IncidentSource, IncidentState, NoteKind, Priority, ResolveAction},
     incident, incident_alert, incident_note, integration,
 };
-use sea_orm::{ActiveValue::NotSet, ConnectionTrait, DbBackend, Set, Statement};
+use sea_orm::{ActiveValue::NotSet, ConnectionTrait, Set};
 
+use super::alert_rows::{alert_next, new_alert_row, save_repeats};
 use super::alerts::{
-    AlertAction, AlertOutcome, IncomingAlert, KeyState, alert_next, annotations_note, describe,
-    is_open, json_map, new_alert_row, printable, refire, title_of, truncate, within_reopen_window,
+    AlertAction, AlertOutcome, IncomingAlert, KeyState, annotations_note, describe, is_open,
+    json_map, printable, refire, title_of, truncate, within_reopen_window,
 };
 use super::cis::{CiIndex, ci_index};
 use super::delivery::Announce;
@@ -541,85 +542,4 @@ impl<'a, C: ConnectionTrait> Rounds<'a, C> {
         }
         cis
     }
-}
-
-/// Writes the repeats of a round (version already bumped) with their audit
-/// events: on PostgreSQL one UPDATE over `unnest`ed column arrays and one
-/// multi-row audit insert, however many; on SQLite (one writer, in process)
-/// row by row.
-async fn save_repeats<C: ConnectionTrait>(
-    db: &C,
-    p: &Principal,
-    pairs: Vec<(incident_alert::Model, incident_alert::Model)>,
-) -> AppResult<()> {
-    if pairs.is_empty() {
-        return Ok(());
-    }
-    if db.get_database_backend() != DbBackend::Postgres {
-        for (before, mut next) in pairs {
-            // save_versioned bumps again.
-            next.version = before.version;
-            save_versioned(db, p, &before, next).await?;
-        }
-        return Ok(());
-    }
-    // One array per column, in binary (arrays hold no nulls: `source_url`
-    // and `ended_at` come with a mask).
-    let n = pairs.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut statuses = Vec::with_capacity(n);
-    let mut counts = Vec::with_capacity(n);
-    let mut labels = Vec::with_capacity(n);
-    let mut annotations = Vec::with_capacity(n);
-    let mut urls = Vec::with_capacity(n);
-    let mut no_url = Vec::with_capacity(n);
-    let mut seen = Vec::with_capacity(n);
-    let mut ended = Vec::with_capacity(n);
-    let mut not_ended = Vec::with_capacity(n);
-    let mut versions = Vec::with_capacity(n);
-    let mut updated = Vec::with_capacity(n);
-    for (_, a) in &pairs {
-        ids.push(a.id);
-        statuses.push(sea_orm::ActiveEnum::to_value(&a.status));
-        counts.push(a.alert_count);
-        labels.push(a.labels.clone());
-        annotations.push(a.annotations.clone());
-        urls.push(a.source_url.clone().unwrap_or_default());
-        no_url.push(a.source_url.is_none());
-        seen.push(a.last_seen_at);
-        ended.push(a.ended_at.unwrap_or(a.last_seen_at));
-        not_ended.push(a.ended_at.is_none());
-        versions.push(a.version);
-        updated.push(a.updated_at);
-    }
-    db.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "UPDATE incident_alerts AS a SET status = v.status, alert_count = v.alert_count, \
-         labels = v.labels, annotations = v.annotations, \
-         source_url = CASE WHEN v.no_url THEN NULL ELSE v.source_url END, \
-         last_seen_at = v.last_seen_at, \
-         ended_at = CASE WHEN v.not_ended THEN NULL ELSE v.ended_at END, \
-         version = v.version, updated_at = v.updated_at \
-         FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::jsonb[], $5::jsonb[], \
-         $6::text[], $7::boolean[], $8::timestamptz[], $9::timestamptz[], $10::boolean[], \
-         $11::integer[], $12::timestamptz[]) AS v(id, status, alert_count, labels, annotations, \
-         source_url, no_url, last_seen_at, ended_at, not_ended, version, updated_at) \
-         WHERE a.id = v.id",
-        [
-            ids.into(),
-            statuses.into(),
-            counts.into(),
-            labels.into(),
-            annotations.into(),
-            urls.into(),
-            no_url.into(),
-            seen.into(),
-            ended.into(),
-            not_ended.into(),
-            versions.into(),
-            updated.into(),
-        ],
-    ))
-    .await?;
-    audit::record_updates(db, p, "update", &pairs).await
 }
