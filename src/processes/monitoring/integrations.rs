@@ -315,14 +315,43 @@ pub async fn create_integration(
         .ok_or_else(|| AppError::invalid_field("name", "name must not be empty"))?;
     let (name, name_key) = clean_name("name", &name, 200)?;
     let secret = new_secret();
+    let mut model = fresh(organization_id, kind, name, name_key, &secret, defaults);
+    apply_settings(&mut model, settings)?;
+    let txn = begin_write(&store.db).await?;
+    find_where::<organization::Entity, _>(&txn, organization_id, "organization", |_| true)
+        .await
+        .map_err(|e| not_found_as_field(e, "organizationId", "organization not found"))?;
+    check_integration(&txn, &model).await?;
+    let mut active: integration::ActiveModel = model.into();
+    active.id = NotSet;
+    let created = audit::insert(&txn, p, active).await.map_err(|e| {
+        conflict_on_unique(
+            e,
+            "an integration with this name already exists for this organization",
+        )
+    })?;
+    txn.commit().await?;
+    Ok((created, secret))
+}
+
+/// A new integration with every setting at its default (the reopen and
+/// flapping windows from `defaults`), before its settings are applied.
+fn fresh(
+    organization_id: i64,
+    kind: IntegrationKind,
+    name: String,
+    name_key: String,
+    secret: &str,
+    defaults: &IngestConfig,
+) -> integration::Model {
     let at = now();
-    let mut model = integration::Model {
+    integration::Model {
         id: 0,
         organization_id,
         name,
         name_key,
         kind,
-        secret_hash: hash_secret(&secret),
+        secret_hash: hash_secret(secret),
         secret_hint: secret.chars().take(8).collect(),
         default_service_id: None,
         default_assignment_group_id: None,
@@ -338,24 +367,7 @@ pub async fn create_integration(
         version: 1,
         created_at: at,
         updated_at: at,
-    };
-    apply_settings(&mut model, settings)?;
-    let txn = begin_write(&store.db).await?;
-    organization::Entity::find_by_id(organization_id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::invalid_field("organizationId", "organization not found"))?;
-    check_integration(&txn, &model).await?;
-    let mut active: integration::ActiveModel = model.into();
-    active.id = NotSet;
-    let created = audit::insert(&txn, p, active).await.map_err(|e| {
-        conflict_on_unique(
-            e,
-            "an integration with this name already exists for this organization",
-        )
-    })?;
-    txn.commit().await?;
-    Ok((created, secret))
+    }
 }
 
 fn secs(d: std::time::Duration) -> i32 {
@@ -407,28 +419,13 @@ pub async fn rotate_secret(
 /// An integration with every setting at its default, for tests of the rules.
 #[cfg(test)]
 pub(super) fn blank_integration() -> integration::Model {
-    let at = now();
-    integration::Model {
-        id: 1,
-        organization_id: 1,
-        name: "Test".into(),
-        name_key: "test".into(),
-        kind: IntegrationKind::Generic,
-        secret_hash: String::new(),
-        secret_hint: String::new(),
-        default_service_id: None,
-        default_assignment_group_id: None,
-        default_impact: 2,
-        default_urgency: 2,
-        dedup_labels: serde_json::json!([]),
-        resolve_action: ResolveAction::Resolve,
-        reopen_window_seconds: 1800,
-        flap_threshold: 3,
-        flap_window_seconds: 3600,
-        rules: serde_json::json!([]),
-        active: true,
-        version: 1,
-        created_at: at,
-        updated_at: at,
-    }
+    let defaults = IngestConfig::default();
+    fresh(
+        1,
+        IntegrationKind::Generic,
+        "Test".into(),
+        "test".into(),
+        "sgi_test",
+        &defaults,
+    )
 }

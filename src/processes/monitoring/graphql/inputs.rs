@@ -114,55 +114,56 @@ pub struct RaiseAlertPayload {
     pub incident: Option<Incident>,
 }
 
+/// An input's settings from its name, default service and group (checked)
+/// and `active`, as each input has them; the other fields, which both
+/// inputs share, are mapped here once.
+macro_rules! settings_of {
+    ($input:ident, $name:expr, $service:expr, $group:expr, $active:expr) => {
+        IntegrationSettings {
+            name: $name,
+            default_service_id: $service,
+            default_assignment_group_id: $group,
+            default_impact: $input.default_impact,
+            default_urgency: $input.default_urgency,
+            dedup_labels: $input.dedup_labels,
+            resolve_action: $input.resolve_action.map(Into::into),
+            reopen_window_seconds: $input.reopen_window_seconds,
+            flap_threshold: $input.flap_threshold,
+            flap_window_seconds: $input.flap_window_seconds,
+            rules: $input.rules.map(rules_in).transpose()?,
+            active: $active,
+        }
+    };
+}
+
 impl CreateIntegrationInput {
     /// The new integration's settings, with their references checked.
     pub(super) fn settings(self) -> AppResult<IntegrationSettings> {
-        Ok(IntegrationSettings {
-            name: Some(self.name),
-            default_service_id: Some(optional_ref(
-                self.default_service_id.as_ref(),
-                "Service",
-                "defaultServiceId",
-            )?),
-            default_assignment_group_id: Some(optional_ref(
-                self.default_assignment_group_id.as_ref(),
-                "SupportGroup",
-                "defaultAssignmentGroupId",
-            )?),
-            default_impact: self.default_impact,
-            default_urgency: self.default_urgency,
-            dedup_labels: self.dedup_labels,
-            resolve_action: self.resolve_action.map(Into::into),
-            reopen_window_seconds: self.reopen_window_seconds,
-            flap_threshold: self.flap_threshold,
-            flap_window_seconds: self.flap_window_seconds,
-            rules: self.rules.map(rules_in).transpose()?,
-            active: None,
-        })
+        let service = optional_ref(
+            self.default_service_id.as_ref(),
+            "Service",
+            "defaultServiceId",
+        )?;
+        let group = optional_ref(
+            self.default_assignment_group_id.as_ref(),
+            "SupportGroup",
+            "defaultAssignmentGroupId",
+        )?;
+        let name = Some(self.name);
+        Ok(settings_of!(self, name, Some(service), Some(group), None))
     }
 }
 
 impl UpdateIntegrationInput {
     /// The settings to change, with their references checked.
     pub(super) fn settings(self) -> AppResult<IntegrationSettings> {
-        Ok(IntegrationSettings {
-            name: self.name,
-            default_service_id: patch_ref(self.default_service_id, "Service", "defaultServiceId")?,
-            default_assignment_group_id: patch_ref(
-                self.default_assignment_group_id,
-                "SupportGroup",
-                "defaultAssignmentGroupId",
-            )?,
-            default_impact: self.default_impact,
-            default_urgency: self.default_urgency,
-            dedup_labels: self.dedup_labels,
-            resolve_action: self.resolve_action.map(Into::into),
-            reopen_window_seconds: self.reopen_window_seconds,
-            flap_threshold: self.flap_threshold,
-            flap_window_seconds: self.flap_window_seconds,
-            rules: self.rules.map(rules_in).transpose()?,
-            active: self.active,
-        })
+        let service = patch_ref(self.default_service_id, "Service", "defaultServiceId")?;
+        let group = patch_ref(
+            self.default_assignment_group_id,
+            "SupportGroup",
+            "defaultAssignmentGroupId",
+        )?;
+        Ok(settings_of!(self, self.name, service, group, self.active))
     }
 }
 

@@ -49,21 +49,13 @@ impl RoutingRule {
             .collect()
     }
     async fn service(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Service>> {
-        let Some(id) = self.0.service_id else {
-            return Ok(None);
-        };
-        Ok(load(&ctx.loaders().service, id).await?.map(Service))
+        service(ctx, self.0.service_id).await
     }
     async fn assignment_group(
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<SupportGroup>> {
-        let Some(id) = self.0.assignment_group_id else {
-            return Ok(None);
-        };
-        Ok(load(&ctx.loaders().support_group, id)
-            .await?
-            .map(SupportGroup))
+        support_group(ctx, self.0.assignment_group_id).await
     }
     async fn impact(&self) -> Option<i32> {
         self.0.impact
@@ -78,6 +70,27 @@ impl RoutingRule {
     async fn category(&self) -> Option<&str> {
         self.0.category.as_deref()
     }
+}
+
+/// The service a rule or an integration routes to, through its loader.
+async fn service(ctx: &Context<'_>, id: Option<i64>) -> async_graphql::Result<Option<Service>> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    Ok(load(&ctx.loaders().service, id).await?.map(Service))
+}
+
+/// The support group a rule or an integration assigns to, through its loader.
+async fn support_group(
+    ctx: &Context<'_>,
+    id: Option<i64>,
+) -> async_graphql::Result<Option<SupportGroup>> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    Ok(load(&ctx.loaders().support_group, id)
+        .await?
+        .map(SupportGroup))
 }
 
 #[derive(InputObject)]
@@ -158,21 +171,13 @@ impl Integration {
         &self.0.secret_hint
     }
     async fn default_service(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Service>> {
-        let Some(id) = self.0.default_service_id else {
-            return Ok(None);
-        };
-        Ok(load(&ctx.loaders().service, id).await?.map(Service))
+        service(ctx, self.0.default_service_id).await
     }
     async fn default_assignment_group(
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<SupportGroup>> {
-        let Some(id) = self.0.default_assignment_group_id else {
-            return Ok(None);
-        };
-        Ok(load(&ctx.loaders().support_group, id)
-            .await?
-            .map(SupportGroup))
+        support_group(ctx, self.0.default_assignment_group_id).await
     }
     async fn default_impact(&self) -> i32 {
         self.0.default_impact
