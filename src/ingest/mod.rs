@@ -2,7 +2,7 @@
 //! webhook, version 4), `POST /ingest/grafana` (Grafana alerting's webhook)
 //! and `POST /ingest/events` (PagerDuty Events API v2-compatible). Each
 //! authenticates the integration by its secret, checks the limits, parses the
-//! sender's format into alerts and hands them to `domain::monitoring`.
+//! sender's format into alerts and hands them to `processes::monitoring`.
 //!
 //! Status codes tell senders whether to retry: 2xx only after commit; 4xx
 //! for what will never be accepted (401 bad secret, 400 malformed or
