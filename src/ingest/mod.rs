@@ -2,7 +2,7 @@
 //! webhook, version 4), `POST /ingest/grafana` (Grafana alerting's webhook)
 //! and `POST /ingest/events` (PagerDuty Events API v2-compatible). Each
 //! authenticates the integration by its secret, checks the limits, parses the
-//! sender's format into alerts and hands them to `domain::monitoring`.
+//! sender's format into alerts and hands them to `processes::monitoring`.
 //!
 //! Status codes tell senders whether to retry: 2xx only after commit; 4xx
 //! for what will never be accepted (401 bad secret, 400 malformed or
@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use crate::{
     app::AppState,
     error::{AppError, REQUEST_ID},
-    processes::monitoring::{self, AlertAction, Counts, IngestOutcome},
+    processes::monitoring::{self, AlertAction, Counts, DeliveryLine, IngestOutcome},
     records::{Store, now},
 };
 
@@ -236,19 +236,18 @@ async fn log_refusal(
     refusal: &Refusal,
     started: Instant,
 ) {
-    let logged = monitoring::log_delivery(
-        &state.db,
-        Some(integration),
-        endpoint.name(),
-        now(),
-        refusal.status.as_u16(),
-        None,
-        refusal.alerts,
-        &Counts::default(),
-        vec![refusal.message.clone()],
+    let line = DeliveryLine {
+        integration: Some(integration),
+        endpoint: endpoint.name(),
+        received_at: now(),
+        http_status: refusal.status.as_u16(),
+        body_hash: None,
+        alerts: refusal.alerts,
+        counts: Counts::default(),
+        errors: vec![refusal.message.clone()],
         started,
-    )
-    .await;
+    };
+    let logged = monitoring::log_delivery(&state.db, line).await;
     if let Err(e) = logged {
         tracing::warn!(error = ?e, "could not log a refused delivery");
     }

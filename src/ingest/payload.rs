@@ -342,3 +342,187 @@ pub fn parse_events(bytes: &[u8], limits: &IngestConfig) -> Result<Parsed, Refus
         routing_key,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn limits() -> IngestConfig {
+        IngestConfig {
+            max_alerts: 2,
+            ..IngestConfig::default()
+        }
+    }
+
+    fn body(v: Value) -> Vec<u8> {
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    fn webhook_alert(status: &str) -> Value {
+        json!({
+            "status": status,
+            "labels": {"alertname": "DiskFull", "instance": "db1"},
+            "annotations": {"summary": "Disk full"},
+            "startsAt": "2026-03-01T12:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus/graph",
+            "fingerprint": "abc123"
+        })
+    }
+
+    #[test]
+    fn alertmanager_alerts_keep_labels_fingerprint_and_times() {
+        let b = body(
+            json!({"version": "4", "alerts": [webhook_alert("firing"), webhook_alert("resolved")]}),
+        );
+        let parsed = parse_alertmanager(&b, &limits()).unwrap();
+        assert_eq!(parsed.routing_key, None);
+        let [firing, resolved] = &parsed.alerts[..] else {
+            panic!("two alerts");
+        };
+        assert_eq!(firing.status, AlertStatus::Firing);
+        assert_eq!(resolved.status, AlertStatus::Resolved);
+        assert_eq!(firing.key.as_deref(), Some("abc123"));
+        assert_eq!(firing.labels["instance"], "db1");
+        assert_eq!(
+            firing.source_url.as_deref(),
+            Some("http://prometheus/graph")
+        );
+        assert!(firing.starts_at.is_some());
+        // Alertmanager's zero time is no time.
+        assert_eq!(firing.ends_at, None);
+    }
+
+    #[test]
+    fn webhook_versions_statuses_times_and_counts_are_checked() {
+        let wrong = body(json!({"version": "3", "alerts": []}));
+        let r = parse_alertmanager(&wrong, &limits()).unwrap_err();
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.message.contains("version \"3\""), "{}", r.message);
+        assert!(parse_grafana(&body(json!({"version": "1", "alerts": []})), &limits()).is_ok());
+
+        let mut bad_status = webhook_alert("pending");
+        bad_status["fingerprint"] = json!("");
+        let b = body(json!({"version": "4", "alerts": [webhook_alert("firing"), bad_status]}));
+        let r = parse_alertmanager(&b, &limits()).unwrap_err();
+        assert!(r.message.starts_with("alerts[1].status"), "{}", r.message);
+        assert_eq!(r.alerts, 2);
+
+        let mut bad_time = webhook_alert("firing");
+        bad_time["startsAt"] = json!("yesterday");
+        let b = body(json!({"version": "4", "alerts": [bad_time]}));
+        let r = parse_alertmanager(&b, &limits()).unwrap_err();
+        assert_eq!(r.message, "alerts[0].startsAt is not an RFC 3339 time");
+
+        let three = vec![webhook_alert("firing"); 3];
+        let r = parse_alertmanager(&body(json!({"version": "4", "alerts": three})), &limits())
+            .unwrap_err();
+        assert_eq!(r.alerts, 3);
+
+        let r = parse_alertmanager(b"{", &limits()).unwrap_err();
+        assert!(r.message.starts_with("malformed JSON"));
+    }
+
+    #[test]
+    fn grafanas_links_and_value_become_annotations_unless_given() {
+        let mut a = webhook_alert("firing");
+        a["dashboardURL"] = json!("http://grafana/d/1");
+        a["valueString"] = json!("[ var='A' value=97 ]");
+        a["panelURL"] = json!("");
+        a["annotations"]["value"] = json!("sent");
+        let b = body(json!({"version": "1", "alerts": [a]}));
+        let parsed = parse_grafana(&b, &limits()).unwrap();
+        let annotations = &parsed.alerts[0].annotations;
+        assert_eq!(annotations["dashboardURL"], "http://grafana/d/1");
+        assert_eq!(annotations["value"], "sent");
+        assert!(!annotations.contains_key("panelURL"));
+    }
+
+    fn event(action: &str) -> Value {
+        json!({
+            "routing_key": "sgi_key",
+            "event_action": action,
+            "payload": {
+                "summary": "Disk full on db1",
+                "source": "db1",
+                "severity": "critical",
+                "component": "disk",
+                "custom_details": {"used": 97, "mount": "/"}
+            }
+        })
+    }
+
+    #[test]
+    fn events_trigger_with_labels_details_and_a_key_stable_across_retries() {
+        let b = body(event("trigger"));
+        let parsed = parse_events(&b, &limits()).unwrap();
+        assert_eq!(parsed.routing_key.as_deref(), Some("sgi_key"));
+        let a = &parsed.alerts[0];
+        assert_eq!(a.status, AlertStatus::Firing);
+        assert_eq!(a.summary.as_deref(), Some("Disk full on db1"));
+        assert_eq!(a.labels["source"], "db1");
+        assert_eq!(a.labels["severity"], "critical");
+        assert_eq!(a.annotations["used"], "97");
+        assert_eq!(a.annotations["mount"], "/");
+        let key = a.key.clone().unwrap();
+        assert_eq!(key.len(), 32);
+        let again = parse_events(&b, &limits()).unwrap();
+        assert_eq!(again.alerts[0].key.as_deref(), Some(key.as_str()));
+
+        let mut keyed = event("trigger");
+        keyed["dedup_key"] = json!("disk-db1");
+        let parsed = parse_events(&body(keyed), &limits()).unwrap();
+        assert_eq!(parsed.alerts[0].key.as_deref(), Some("disk-db1"));
+    }
+
+    #[test]
+    fn events_refusals_carry_the_routing_key_to_authenticate_them() {
+        let refused = |v: Value| parse_events(&body(v), &limits()).unwrap_err();
+        let r = refused(event("resolve"));
+        assert_eq!(r.message, "dedup_key is required to acknowledge or resolve");
+        assert_eq!(r.routing_key.as_deref(), Some("sgi_key"));
+        assert_eq!(r.alerts, 1);
+
+        let r = refused(event("snooze"));
+        assert!(
+            r.message.starts_with("event_action must be"),
+            "{}",
+            r.message
+        );
+
+        let mut no_payload = event("trigger");
+        no_payload["payload"] = Value::Null;
+        assert_eq!(
+            refused(no_payload).message,
+            "payload is required to trigger"
+        );
+
+        let mut no_summary = event("trigger");
+        no_summary["payload"]["summary"] = json!("");
+        assert_eq!(
+            refused(no_summary).message,
+            "payload.summary is required to trigger"
+        );
+
+        let mut bad_severity = event("trigger");
+        bad_severity["payload"]["severity"] = json!("urgent");
+        assert!(
+            refused(bad_severity)
+                .message
+                .starts_with("payload.severity must be")
+        );
+
+        let mut no_key = event("trigger");
+        no_key["routing_key"] = json!("");
+        let r = refused(no_key);
+        assert_eq!(r.message, "routing_key is required");
+
+        let mut acknowledged = event("acknowledge");
+        acknowledged["dedup_key"] = json!("disk-db1");
+        acknowledged["payload"] = Value::Null;
+        let parsed = parse_events(&body(acknowledged), &limits()).unwrap();
+        assert_eq!(parsed.alerts[0].status, AlertStatus::Acknowledged);
+    }
+}
