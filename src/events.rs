@@ -7,12 +7,6 @@ use sea_orm::{DatabaseConnection, DbErr};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-// TEMPORARY for the branches being merged; removed after the merge.
-pub use crate::processes::{
-    cmdb::CiChanged,
-    incident::{IncidentChangeKind, IncidentChanged},
-};
-
 /// How an event crosses to the other server processes (see `crate::relay`):
 /// as a small reference to its records, never the records themselves, which
 /// the receiving process reloads.

@@ -24,7 +24,8 @@ use crate::{
     config::IngestConfig,
     db::begin_write,
     error::AppResult,
-    events::{DomainEvent, IncidentChangeKind, IncidentChanged},
+    events::DomainEvent,
+    processes::incident::{IncidentChangeKind, IncidentChanged},
 };
 
 /// Work done by one delivery, published after commit.

@@ -22,7 +22,7 @@ use super::integrations::integration_principal;
 use super::routing::{Routing, RoutingRule};
 use crate::auth::Principal;
 use crate::error::{AppError, AppResult};
-use crate::events::IncidentChangeKind;
+use crate::processes::incident::IncidentChangeKind;
 use crate::processes::{
     incident::{self as incidents, ClockCause, IncidentDraft},
     sla as sla_domain,

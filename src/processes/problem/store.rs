@@ -25,7 +25,8 @@ use crate::{
     auth::Principal,
     db::begin_write,
     error::{AppError, AppResult},
-    events::{DomainEvent, IncidentChangeKind},
+    events::DomainEvent,
+    processes::incident::IncidentChangeKind,
 };
 
 /// Who sees a problem: the staff of its organization, and anyone who sees
