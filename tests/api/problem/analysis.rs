@@ -212,8 +212,7 @@ async fn problem_candidates_group_unlinked_incidents_in_the_database() {
 }
 
 #[tokio::test]
-async fn open_problems_touching_answers_the_open_problems_on_given_cis() {
-    use servicegraph::auth::{Principal, Role, TenantScope};
+async fn impact_analysis_lists_the_open_problems_on_the_reached_cis() {
     let app = TestApp::spawn().await;
     let ci = app
         .ok(
@@ -253,29 +252,28 @@ async fn open_problems_touching_answers_the_open_problems_on_given_cis() {
         json!([{ "name": "db-cluster" }])
     );
 
-    let db = sea_orm::Database::connect(&app.database_url).await.unwrap();
-    let ci_id = servicegraph::graphql::ids::decode(&ci).unwrap().1;
-    let staff = Principal {
-        subject: "agent@provider".into(),
-        organization_id: 1,
-        roles: [Role::Agent].into_iter().collect(),
-        scope: TenantScope::All,
-    };
-    let found = servicegraph::processes::problem::open_problems_touching(&db, &staff, &[ci_id], 10)
-        .await
-        .unwrap();
-    let titles: Vec<&str> = found.iter().map(|p| p.title.as_str()).collect();
-    assert_eq!(titles, ["Replication lag"]);
-    // A requester of a customer sees none of the provider's problems unlinked to their incidents.
-    let requester = Principal {
-        subject: "jane@acme".into(),
-        organization_id: 999,
-        roles: [Role::Requester].into_iter().collect(),
-        scope: TenantScope::Organizations(vec![999]),
-    };
-    let found =
-        servicegraph::processes::problem::open_problems_touching(&db, &requester, &[ci_id], 10)
-            .await
-            .unwrap();
-    assert!(found.is_empty());
+    // The agent asking "what does this CI touch" sees the open problem on it,
+    // not the cancelled one nor the one elsewhere.
+    const IMPACT: &str =
+        "query($id: ID!) { ciImpact(id: $id) { openProblems { title workaround } } }";
+    let d = app.ok(&app.agent(), IMPACT, json!({ "id": ci })).await;
+    assert_eq!(
+        d["ciImpact"]["openProblems"],
+        json!([{ "title": "Replication lag", "workaround": null }])
+    );
+    // A customer's requester sees none of the provider's problems that are
+    // not linked to their incidents.
+    app.customer("acme").await;
+    let jane = app.token("jane@acme", "acme", &["requester"]);
+    let body = app.gql(&jane, IMPACT, json!({ "id": ci })).await;
+    if body["errors"].is_null() {
+        assert_eq!(
+            body["data"]["ciImpact"]["openProblems"],
+            json!([]),
+            "{body}"
+        );
+    } else {
+        // The provider's CI itself is not theirs to see.
+        assert_eq!(code(&body), "NOT_FOUND", "{body}");
+    }
 }

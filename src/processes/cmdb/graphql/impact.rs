@@ -143,6 +143,31 @@ impl ImpactAnalysis {
         .await?;
         Ok(found.into_iter().map(Incident).collect())
     }
+    /// Open problems (new, under investigation, known error) the caller may see
+    /// that name a reached CI as affected; newest first, `first` at most the
+    /// page size (default 50). A known error's workaround is on the problem.
+    async fn open_problems(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+    ) -> async_graphql::Result<Vec<crate::processes::problem::graphql::Problem>> {
+        let app = ctx.app();
+        let limit = first
+            .unwrap_or(50)
+            .clamp(0, i32::try_from(app.max_page_size).unwrap_or(i32::MAX));
+        let cis: Vec<i64> = self.0.cis.iter().map(|c| c.ci_id).collect();
+        let found = crate::processes::problem::open_problems_touching(
+            &app.store.db,
+            ctx.principal()?,
+            &cis,
+            u64::try_from(limit).unwrap_or_default(),
+        )
+        .await?;
+        Ok(found
+            .into_iter()
+            .map(crate::processes::problem::graphql::Problem)
+            .collect())
+    }
     /// Customers affected: subscribers of those services and owners of reached CIs.
     async fn customers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Organization>> {
         let orgs = ctx
