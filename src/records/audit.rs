@@ -293,6 +293,41 @@ where
     Ok(created)
 }
 
+/// Makes one record's links exactly `wanted` (the ids at their far end, as
+/// `far_end` reads them from a link): links that go are deleted and new ones
+/// inserted (`new_link` builds one), each with its audit event. Answers
+/// whether anything changed.
+pub async fn sync_links<C, A>(
+    db: &C,
+    actor: &Principal,
+    existing: Vec<<A::Entity as sea_orm::EntityTrait>::Model>,
+    far_end: impl Fn(&<A::Entity as sea_orm::EntityTrait>::Model) -> i64,
+    wanted: &[i64],
+    new_link: impl Fn(i64) -> A,
+) -> AppResult<bool>
+where
+    C: ConnectionTrait,
+    A: ActiveModelTrait + sea_orm::ActiveModelBehavior + Send,
+    <A::Entity as sea_orm::EntityTrait>::Model: sea_orm::IntoActiveModel<A> + Audited + Clone,
+{
+    use sea_orm::ModelTrait;
+    let mut changed = false;
+    for link in &existing {
+        if !wanted.contains(&far_end(link)) {
+            link.clone().delete(db).await?;
+            record(db, actor, "delete", Some(link), None).await?;
+            changed = true;
+        }
+    }
+    for id in wanted {
+        if !existing.iter().any(|l| far_end(l) == *id) {
+            insert(db, actor, new_link(*id)).await?;
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
 /// Updates a record and writes an audit event named `action` with the fields before and after.
 pub async fn update<C, A>(
     db: &C,

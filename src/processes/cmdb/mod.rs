@@ -7,6 +7,7 @@
 //! `impact`, `history` (CIs at a point in time) and `upsert` (the bulk call of
 //! discovery tools), `events` (`ciChanged`); `graphql` is the API. This file registers the process's records.
 
+pub mod affected;
 pub mod attributes;
 pub mod cis;
 pub mod classes;
@@ -18,6 +19,7 @@ pub mod relationships;
 pub mod service_links;
 pub mod upsert;
 
+pub use affected::*;
 pub use attributes::*;
 pub use cis::*;
 pub use classes::*;

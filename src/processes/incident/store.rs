@@ -6,20 +6,18 @@
 use super::events::{IncidentChangeKind, IncidentChanged};
 use chrono::{DateTime, Utc};
 use entity::{
-    configuration_item,
-    enums::{
-        CiStatus, ClockKind, IncidentSource, IncidentState, NoteKind, OrganizationKind, Priority,
-    },
+    enums::{ClockKind, IncidentSource, IncidentState, NoteKind, Priority},
     incident, incident_affected_ci, incident_note, organization, sla, sla_clock, support_group,
     user,
 };
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ModelTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement,
 };
 
 use crate::processes::{
     catalogue,
+    cmdb::{AffectedBy, check_affected_cis},
     sla::{self as sla_domain, calendar::Calendar, clock},
 };
 use crate::records::{
@@ -118,82 +116,18 @@ async fn check_assignment<C: ConnectionTrait>(
     Ok(())
 }
 
-/// How many CIs one incident may name: beyond that, impact analysis says more.
-pub const MAX_AFFECTED_CIS: usize = 100;
-
-/// The CIs named in `affectedCiIds`, de-duplicated in input order. Each must
-/// exist, be visible to the caller, not be retired, and belong to the
-/// incident's customer or to the provider; another tenant's CI answers like a
-/// missing one.
-async fn check_affected_cis<C: ConnectionTrait>(
-    db: &C,
-    p: &Principal,
-    customer_id: i64,
-    ids: &[i64],
-) -> AppResult<Vec<i64>> {
-    const FIELD: &str = "affectedCiIds";
-    let mut unique = Vec::with_capacity(ids.len());
-    for id in ids {
-        if !unique.contains(id) {
-            unique.push(*id);
-        }
+/// An incident names its customer's CIs and the provider's.
+fn affected_by(customer_id: i64) -> AffectedBy<'static> {
+    AffectedBy {
+        record: "an incident",
+        owner: "the incident's customer",
+        organization_id: customer_id,
+        any_organization: false,
     }
-    if unique.len() > MAX_AFFECTED_CIS {
-        return Err(AppError::invalid_field(
-            FIELD,
-            format!("an incident names at most {MAX_AFFECTED_CIS} affected configuration items"),
-        ));
-    }
-    if unique.is_empty() {
-        return Ok(unique);
-    }
-    let cis = configuration_item::Entity::find()
-        .filter(configuration_item::Column::Id.is_in(unique.iter().copied()))
-        .all(db)
-        .await?;
-    let owners: Vec<i64> = cis
-        .iter()
-        .map(|c| c.organization_id)
-        .filter(|o| *o != customer_id)
-        .collect();
-    let providers: Vec<i64> = if owners.is_empty() {
-        Vec::new()
-    } else {
-        organization::Entity::find()
-            .filter(organization::Column::Id.is_in(owners))
-            .filter(organization::Column::Kind.eq(OrganizationKind::Provider))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|o| o.id)
-            .collect()
-    };
-    for id in &unique {
-        let ci = cis
-            .iter()
-            .find(|c| c.id == *id && p.can_see(c.organization_id))
-            .ok_or_else(|| AppError::invalid_field(FIELD, "configuration item not found"))?;
-        if ci.organization_id != customer_id && !providers.contains(&ci.organization_id) {
-            return Err(AppError::invalid_field(
-                FIELD,
-                format!(
-                    "configuration item {} belongs neither to the incident's customer nor to the provider",
-                    ci.name
-                ),
-            ));
-        }
-        if ci.status == CiStatus::Retired {
-            return Err(AppError::invalid_field(
-                FIELD,
-                format!("configuration item {} is retired", ci.name),
-            ));
-        }
-    }
-    Ok(unique)
 }
 
-/// Makes `ids` the affected CIs of `inc`: links that go are deleted and new
-/// ones inserted, each with its audit event. Answers whether anything changed.
+/// Makes `ids` the affected CIs of `inc`, each link's coming and going
+/// audited. Answers whether anything changed.
 async fn set_affected_cis<C: ConnectionTrait>(
     db: &C,
     p: &Principal,
@@ -206,33 +140,21 @@ async fn set_affected_cis<C: ConnectionTrait>(
         .order_by_asc(incident_affected_ci::Column::Id)
         .all(db)
         .await?;
-    let mut changed = false;
-    for link in &existing {
-        if !ids.contains(&link.ci_id) {
-            link.clone().delete(db).await?;
-            audit::record(db, p, "delete", Some(link), None).await?;
-            changed = true;
-        }
-    }
-    for id in ids {
-        if existing.iter().any(|l| l.ci_id == *id) {
-            continue;
-        }
-        audit::insert(
-            db,
-            p,
-            incident_affected_ci::ActiveModel {
-                id: NotSet,
-                incident_id: Set(inc.id),
-                ci_id: Set(*id),
-                organization_id: Set(inc.customer_id),
-                created_at: Set(at),
-            },
-        )
-        .await?;
-        changed = true;
-    }
-    Ok(changed)
+    audit::sync_links(
+        db,
+        p,
+        existing,
+        |l: &incident_affected_ci::Model| l.ci_id,
+        ids,
+        |ci_id| incident_affected_ci::ActiveModel {
+            id: NotSet,
+            incident_id: Set(inc.id),
+            ci_id: Set(ci_id),
+            organization_id: Set(inc.customer_id),
+            created_at: Set(at),
+        },
+    )
+    .await
 }
 
 pub struct NewIncident {
@@ -298,7 +220,8 @@ pub async fn create_incident(
             .map_err(|_| AppError::invalid_field("serviceId", "service not found"))?;
     }
     check_assignment(&txn, p, input.assignment_group_id, input.assignee_id).await?;
-    let affected = check_affected_cis(&txn, p, customer_id, &input.affected_ci_ids).await?;
+    let affected =
+        check_affected_cis(&txn, p, &affected_by(customer_id), &input.affected_ci_ids).await?;
     let priority = sla_domain::priority_for(&txn, input.impact, input.urgency).await?;
     let reporter_id = user::Entity::find()
         .filter(user::Column::Subject.eq(&p.subject))
@@ -751,7 +674,7 @@ pub async fn update_incident(
     }
     let at = now();
     if let Some(ids) = &input.affected_ci_ids {
-        let ids = check_affected_cis(&txn, p, before.customer_id, ids).await?;
+        let ids = check_affected_cis(&txn, p, &affected_by(before.customer_id), ids).await?;
         if set_affected_cis(&txn, p, &before, &ids, at).await? {
             // The incident changed: its version moves, so a stale editor is refused.
             next.updated_at = at;

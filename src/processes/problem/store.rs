@@ -4,8 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{
-    configuration_item,
-    enums::{CiStatus, IncidentState, NoteKind, OrganizationKind, ProblemState},
+    enums::{IncidentState, NoteKind, OrganizationKind, ProblemState},
     incident, organization, problem, problem_affected_ci, problem_incident, problem_note,
     support_group, user,
 };
@@ -15,7 +14,11 @@ use sea_orm::{
 };
 
 use super::{ProblemChangeKind, ProblemChanged, rules};
-use crate::processes::{catalogue, incident as incidents, sla};
+use crate::processes::{
+    catalogue,
+    cmdb::{AffectedBy, check_affected_cis},
+    incident as incidents, sla,
+};
 use crate::records::lifecycle::Lifecycle;
 use crate::records::{
     Store, audit, check_version, clean_name, clean_text, conflict_on_unique, ensure_free,
@@ -163,71 +166,15 @@ async fn check_assignment<C: ConnectionTrait>(
     Ok(())
 }
 
-/// How many CIs one problem may name.
-pub const MAX_AFFECTED_CIS: usize = 100;
-
-/// The CIs named in `affectedCiIds`, de-duplicated in input order: visible to
-/// the caller, not retired, and the problem organization's or the
-/// provider's (a provider's problem may name any customer's CI it sees).
-async fn check_affected_cis<C: ConnectionTrait>(
-    db: &C,
-    p: &Principal,
-    owner: &organization::Model,
-    ids: &[i64],
-) -> AppResult<Vec<i64>> {
-    const FIELD: &str = "affectedCiIds";
-    let mut unique = Vec::with_capacity(ids.len());
-    for id in ids {
-        if !unique.contains(id) {
-            unique.push(*id);
-        }
+/// A problem names its organization's CIs and the provider's; a provider's
+/// problem may name any customer's CI the caller sees.
+fn affected_by(owner: &organization::Model) -> AffectedBy<'static> {
+    AffectedBy {
+        record: "a problem",
+        owner: "the problem's organization",
+        organization_id: owner.id,
+        any_organization: owner.kind == OrganizationKind::Provider,
     }
-    if unique.len() > MAX_AFFECTED_CIS {
-        return Err(AppError::invalid_field(
-            FIELD,
-            format!("a problem names at most {MAX_AFFECTED_CIS} affected configuration items"),
-        ));
-    }
-    if unique.is_empty() {
-        return Ok(unique);
-    }
-    let cis = configuration_item::Entity::find()
-        .filter(configuration_item::Column::Id.is_in(unique.iter().copied()))
-        .all(db)
-        .await?;
-    let providers: Vec<i64> = organization::Entity::find()
-        .filter(organization::Column::Kind.eq(OrganizationKind::Provider))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|o| o.id)
-        .collect();
-    let provider_problem = owner.kind == OrganizationKind::Provider;
-    for id in &unique {
-        let ci = cis
-            .iter()
-            .find(|c| c.id == *id && p.can_see(c.organization_id))
-            .ok_or_else(|| AppError::invalid_field(FIELD, "configuration item not found"))?;
-        if !provider_problem
-            && ci.organization_id != owner.id
-            && !providers.contains(&ci.organization_id)
-        {
-            return Err(AppError::invalid_field(
-                FIELD,
-                format!(
-                    "configuration item {} belongs neither to the problem's organization nor to the provider",
-                    ci.name
-                ),
-            ));
-        }
-        if ci.status == CiStatus::Retired {
-            return Err(AppError::invalid_field(
-                FIELD,
-                format!("configuration item {} is retired", ci.name),
-            ));
-        }
-    }
-    Ok(unique)
 }
 
 /// Makes `ids` the affected CIs of `pr`, each link's coming and going
@@ -244,33 +191,21 @@ async fn set_affected_cis<C: ConnectionTrait>(
         .order_by_asc(problem_affected_ci::Column::Id)
         .all(db)
         .await?;
-    let mut changed = false;
-    for link in &existing {
-        if !ids.contains(&link.ci_id) {
-            link.clone().delete(db).await?;
-            audit::record(db, p, "delete", Some(link), None).await?;
-            changed = true;
-        }
-    }
-    for id in ids {
-        if existing.iter().any(|l| l.ci_id == *id) {
-            continue;
-        }
-        audit::insert(
-            db,
-            p,
-            problem_affected_ci::ActiveModel {
-                id: NotSet,
-                problem_id: Set(pr.id),
-                ci_id: Set(*id),
-                organization_id: Set(pr.organization_id),
-                created_at: Set(at),
-            },
-        )
-        .await?;
-        changed = true;
-    }
-    Ok(changed)
+    audit::sync_links(
+        db,
+        p,
+        existing,
+        |l: &problem_affected_ci::Model| l.ci_id,
+        ids,
+        |ci_id| problem_affected_ci::ActiveModel {
+            id: NotSet,
+            problem_id: Set(pr.id),
+            ci_id: Set(ci_id),
+            organization_id: Set(pr.organization_id),
+            created_at: Set(at),
+        },
+    )
+    .await
 }
 
 /// Publishes a committed change (nothing when nothing changed).
@@ -348,7 +283,8 @@ pub async fn create_problem(
             .map_err(|_| AppError::invalid_field("serviceId", "service not found"))?;
     }
     check_assignment(&txn, p, input.assignment_group_id, input.assignee_id).await?;
-    let affected = check_affected_cis(&txn, p, &owner, &input.affected_ci_ids).await?;
+    let affected =
+        check_affected_cis(&txn, p, &affected_by(&owner), &input.affected_ci_ids).await?;
     let priority = sla::priority_for(&txn, input.impact, input.urgency).await?;
     let at = now();
     // The number last: on SQLite the counter row stays locked until commit.
@@ -497,7 +433,7 @@ pub async fn update_problem(
             .one(&txn)
             .await?
             .ok_or_else(|| AppError::not_found("organization"))?;
-        let ids = check_affected_cis(&txn, p, &owner, ids).await?;
+        let ids = check_affected_cis(&txn, p, &affected_by(&owner), ids).await?;
         if set_affected_cis(&txn, p, &before, &ids, at).await? {
             // The problem changed: its version moves, so a stale editor is refused.
             next.updated_at = at;
