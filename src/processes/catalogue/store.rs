@@ -13,8 +13,8 @@ use sea_orm::{
 
 use crate::records::conflict_on_unique;
 use crate::records::{
-    Store, audit, check_version, clean_name, clean_text, lifecycle::check_transition, now, patch,
-    save_versioned,
+    Store, audit, check_version, clean_name, clean_text, ensure_free, lifecycle::check_transition,
+    now, patch, save_versioned,
 };
 use crate::{
     auth::Principal,
@@ -140,18 +140,16 @@ async fn ensure_free_service_name<C: ConnectionTrait>(
     key: &str,
     except: Option<i64>,
 ) -> AppResult<()> {
-    let clash = service::Entity::find()
-        .filter(service::Column::OrganizationId.eq(org))
-        .filter(service::Column::NameKey.eq(key))
-        .one(db)
-        .await?;
-    match clash {
-        Some(s) if Some(s.id) != except => Err(AppError::Conflict(format!(
+    let clash = Condition::all()
+        .add(service::Column::OrganizationId.eq(org))
+        .add(service::Column::NameKey.eq(key));
+    ensure_free::<service::Entity, _>(db, clash, except, |s| {
+        format!(
             "a service named {:?} already exists in this organization",
             s.name
-        ))),
-        _ => Ok(()),
-    }
+        )
+    })
+    .await
 }
 
 pub struct NewService {
@@ -438,17 +436,13 @@ async fn ensure_free_offering_name<C: ConnectionTrait>(
     key: &str,
     except: Option<i64>,
 ) -> AppResult<()> {
-    let clash = service_offering::Entity::find()
-        .filter(service_offering::Column::ServiceId.eq(service_id))
-        .filter(service_offering::Column::NameKey.eq(key))
-        .one(db)
-        .await?;
-    match clash {
-        Some(o) if Some(o.id) != except => Err(AppError::Conflict(
-            "an offering with this name already exists for this service".into(),
-        )),
-        _ => Ok(()),
-    }
+    let clash = Condition::all()
+        .add(service_offering::Column::ServiceId.eq(service_id))
+        .add(service_offering::Column::NameKey.eq(key));
+    ensure_free::<service_offering::Entity, _>(db, clash, except, |_| {
+        "an offering with this name already exists for this service".into()
+    })
+    .await
 }
 
 pub struct OfferingPatch {

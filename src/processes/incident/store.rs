@@ -21,8 +21,8 @@ use crate::processes::{
     sla::{self as sla_domain, calendar::Calendar, clock},
 };
 use crate::records::{
-    Store, audit, check_version, clean_name, clean_text, insert_rows, lifecycle::check_transition,
-    now, save_versioned,
+    Store, audit, check_version, clean_name, clean_text, find_visible, insert_rows,
+    lifecycle::check_transition, now, save_versioned,
 };
 use crate::{
     auth::Principal,
@@ -39,10 +39,7 @@ pub async fn find_incident<C: ConnectionTrait>(
     p: &Principal,
     id: i64,
 ) -> AppResult<incident::Model> {
-    match incident::Entity::find_by_id(id).one(db).await? {
-        Some(i) if p.can_see(i.customer_id) => Ok(i),
-        _ => Err(AppError::not_found("incident")),
-    }
+    find_visible::<incident::Entity, _>(db, p, id, "incident").await
 }
 
 /// Reserves `n` numbers of a customer, ascending. On PostgreSQL they come

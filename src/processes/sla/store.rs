@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::calendar::{self, Calendar, Holiday, Window, format_hhmm, parse_time_zone};
 use crate::processes::catalogue;
 use crate::records::conflict_on_unique;
-use crate::records::{Store, audit, check_version, clean_name, now, save_versioned};
+use crate::records::{
+    Store, audit, check_version, clean_name, ensure_free, find_visible, now, save_versioned,
+};
 use crate::{
     auth::Principal,
     db::begin_write,
@@ -206,10 +208,7 @@ pub async fn find_calendar<C: ConnectionTrait>(
     p: &Principal,
     id: i64,
 ) -> AppResult<business_calendar::Model> {
-    match business_calendar::Entity::find_by_id(id).one(db).await? {
-        Some(c) if p.can_see(c.organization_id) => Ok(c),
-        _ => Err(AppError::not_found("business calendar")),
-    }
+    find_visible::<business_calendar::Entity, _>(db, p, id, "business calendar").await
 }
 
 pub struct NewCalendar {
@@ -226,18 +225,13 @@ async fn ensure_free_calendar_name<C: ConnectionTrait>(
     key: &str,
     except: Option<i64>,
 ) -> AppResult<()> {
-    let clash = business_calendar::Entity::find()
-        .filter(business_calendar::Column::OrganizationId.eq(org))
-        .filter(business_calendar::Column::NameKey.eq(key))
-        .one(db)
-        .await?;
-    match clash {
-        Some(c) if Some(c.id) != except => Err(AppError::Conflict(format!(
-            "a calendar named {:?} already exists",
-            c.name
-        ))),
-        _ => Ok(()),
-    }
+    let clash = Condition::all()
+        .add(business_calendar::Column::OrganizationId.eq(org))
+        .add(business_calendar::Column::NameKey.eq(key));
+    ensure_free::<business_calendar::Entity, _>(db, clash, except, |c| {
+        format!("a calendar named {:?} already exists", c.name)
+    })
+    .await
 }
 
 const CALENDAR_NAME_TAKEN: &str = "a calendar with this name already exists";
@@ -544,10 +538,7 @@ fn apply_targets(s: &mut sla::Model, targets: &[TargetInput], all_required: bool
 
 /// An SLA whose customer the caller may see, or `NOT_FOUND`.
 pub async fn find_sla<C: ConnectionTrait>(db: &C, p: &Principal, id: i64) -> AppResult<sla::Model> {
-    match sla::Entity::find_by_id(id).one(db).await? {
-        Some(s) if p.can_see(s.customer_id) => Ok(s),
-        _ => Err(AppError::not_found("SLA")),
-    }
+    find_visible::<sla::Entity, _>(db, p, id, "SLA").await
 }
 
 pub struct NewSla {
