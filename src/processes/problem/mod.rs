@@ -8,7 +8,6 @@
 pub mod analysis;
 pub mod events;
 pub mod graphql;
-mod mutations;
 pub mod rules;
 pub mod store;
 

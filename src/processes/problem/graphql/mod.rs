@@ -8,7 +8,8 @@ use entity::{enums, problem, problem_note};
 use futures_util::{Stream, StreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-pub use super::mutations::ProblemMutation;
+mod mutations;
+
 use crate::auth::Staff;
 use crate::graphql::{
     args::optional_ref,
@@ -25,6 +26,7 @@ use crate::processes::{
 };
 use crate::records::lifecycle::Lifecycle;
 use crate::{error::AppError, processes::problem as domain};
+pub use mutations::ProblemMutation;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "entity::enums::ProblemState")]

@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 
-use super::graphql::{Problem, ProblemNote, ProblemState};
+use super::{Problem, ProblemNote, ProblemState};
 use crate::auth::Staff;
 use crate::graphql::{
     args::{maybe, optional_ref, patch_ref, refs},
