@@ -5,6 +5,7 @@
 pub mod audit;
 mod find;
 pub mod lifecycle;
+pub mod numbers;
 
 pub use find::{
     Identified, conflict_on_unique, ensure_free, find_visible, find_where, id_column, scope_to,

@@ -8,7 +8,7 @@ use sea_orm::{
 
 use crate::records::{
     Store, audit, check_version, clean_email, clean_name, clean_text, conflict_on_unique,
-    ensure_free, find_visible, now, patch, save_versioned,
+    ensure_free, find_visible, find_where, now, patch, save_versioned,
 };
 use crate::{
     auth::{Principal, Role, TenantScope},
@@ -447,4 +447,32 @@ pub async fn find_support_group<C: ConnectionTrait>(
     id: i64,
 ) -> AppResult<support_group::Model> {
     find_visible::<support_group::Entity, _>(db, p, id, "support group").await
+}
+
+/// An assignment named in an input: the support group and the (active)
+/// assignee must be visible to the caller, else `VALIDATION` on their field.
+/// Database errors pass through.
+pub async fn check_assignment<C: ConnectionTrait>(
+    db: &C,
+    p: &Principal,
+    group: Option<i64>,
+    assignee: Option<i64>,
+) -> AppResult<()> {
+    let on_field = |field: &'static str, message: &'static str| {
+        move |e: AppError| match e {
+            AppError::NotFound(_) => AppError::invalid_field(field, message),
+            other => other,
+        }
+    };
+    if let Some(g) = group {
+        find_visible::<support_group::Entity, _>(db, p, g, "support group")
+            .await
+            .map_err(on_field("assignmentGroupId", "support group not found"))?;
+    }
+    if let Some(u) = assignee {
+        find_where::<user::Entity, _>(db, u, "user", |u| p.can_see(u.organization_id) && u.active)
+            .await
+            .map_err(on_field("assigneeId", "user not found"))?;
+    }
+    Ok(())
 }

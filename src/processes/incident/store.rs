@@ -7,22 +7,22 @@ use super::events::{IncidentChangeKind, IncidentChanged};
 use chrono::{DateTime, Utc};
 use entity::{
     enums::{ClockKind, IncidentSource, IncidentState, NoteKind, Priority},
-    incident, incident_affected_ci, incident_note, organization, sla, sla_clock, support_group,
-    user,
+    incident, incident_affected_ci, incident_note, organization, sla, sla_clock, user,
 };
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement,
+    QueryOrder, QuerySelect, Set,
 };
 
 use crate::processes::{
     catalogue,
     cmdb::{AffectedBy, check_affected_cis},
+    directory::check_assignment,
     sla::{self as sla_domain, calendar::Calendar, clock},
 };
 use crate::records::{
     Store, audit, check_version, clean_name, clean_text, find_visible, insert_rows,
-    lifecycle::check_transition, now, save_versioned,
+    lifecycle::check_transition, now, numbers::Numbering, save_versioned,
 };
 use crate::{
     auth::Principal,
@@ -42,76 +42,11 @@ pub async fn find_incident<C: ConnectionTrait>(
     find_visible::<incident::Entity, _>(db, p, id, "incident").await
 }
 
-/// Reserves `n` numbers of a customer, ascending. On PostgreSQL they come
-/// from the customer's sequence (migration `m20261122_000007`): `nextval`
-/// locks nothing until commit, so concurrent raises for one customer do not
-/// queue, and a rolled-back raise leaves a gap. On SQLite (one writer) the
-/// counter row's upsert reserves a consecutive range in the caller's
-/// transaction.
-async fn next_numbers<C: ConnectionTrait>(db: &C, customer_id: i64, n: i64) -> AppResult<Vec<i64>> {
-    let backend = db.get_database_backend();
-    if backend == DbBackend::Postgres {
-        let rows = db
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                "SELECT n FROM next_incident_numbers($1, $2) AS n",
-                [
-                    customer_id.into(),
-                    i32::try_from(n).unwrap_or(i32::MAX).into(),
-                ],
-            ))
-            .await?;
-        let mut numbers = rows
-            .iter()
-            .map(|r| r.try_get::<i64>("", "n"))
-            .collect::<Result<Vec<_>, _>>()?;
-        numbers.sort_unstable();
-        if numbers.len() as i64 != n {
-            return Err(AppError::internal(std::io::Error::other(
-                "the incident number sequence answered too few numbers",
-            )));
-        }
-        return Ok(numbers);
-    }
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            "INSERT INTO incident_counters (organization_id, last_value) VALUES (?1, ?2) \
-             ON CONFLICT (organization_id) DO UPDATE SET last_value = incident_counters.last_value + ?2 \
-             RETURNING last_value",
-            [customer_id.into(), n.into()],
-        ))
-        .await?
-        .ok_or_else(|| AppError::internal(std::io::Error::other("counter upsert returned no row")))?;
-    let last: i64 = row.try_get("", "last_value")?;
-    Ok((last - n + 1..=last).collect())
-}
-
-async fn check_assignment<C: ConnectionTrait>(
-    db: &C,
-    p: &Principal,
-    group: Option<i64>,
-    assignee: Option<i64>,
-) -> AppResult<()> {
-    if let Some(g) = group {
-        match support_group::Entity::find_by_id(g).one(db).await? {
-            Some(g) if p.can_see(g.organization_id) => {}
-            _ => {
-                return Err(AppError::invalid_field(
-                    "assignmentGroupId",
-                    "support group not found",
-                ));
-            }
-        }
-    }
-    if let Some(u) = assignee {
-        match user::Entity::find_by_id(u).one(db).await? {
-            Some(u) if p.can_see(u.organization_id) && u.active => {}
-            _ => return Err(AppError::invalid_field("assigneeId", "user not found")),
-        }
-    }
-    Ok(())
-}
+/// Incident numbers: migration `m20261122_000007` made the function.
+const NUMBERS: Numbering = Numbering {
+    function: "next_incident_numbers",
+    counters: "incident_counters",
+};
 
 /// An incident names its customer's CIs and the provider's.
 fn affected_by(customer_id: i64) -> AffectedBy<'static> {
@@ -328,7 +263,10 @@ pub async fn raise_many<C: ConnectionTrait>(
     }
     let mut next_of: HashMap<i64, std::vec::IntoIter<i64>> = HashMap::new();
     for (customer, n) in per_customer {
-        next_of.insert(customer, next_numbers(db, customer, n).await?.into_iter());
+        next_of.insert(
+            customer,
+            NUMBERS.reserve(db, customer, n).await?.into_iter(),
+        );
     }
     let mut rows = Vec::with_capacity(drafts.len());
     let mut numbers = Vec::with_capacity(drafts.len());

@@ -6,23 +6,23 @@ use chrono::{DateTime, Utc};
 use entity::{
     enums::{IncidentState, NoteKind, OrganizationKind, ProblemState},
     incident, organization, problem, problem_affected_ci, problem_incident, problem_note,
-    support_group, user,
 };
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait,
-    ModelTrait, QueryFilter, QueryOrder, Set, Statement, sea_query::Query,
+    ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ModelTrait,
+    QueryFilter, QueryOrder, Set, sea_query::Query,
 };
 
 use super::{ProblemChangeKind, ProblemChanged, rules};
 use crate::processes::{
     catalogue,
     cmdb::{AffectedBy, check_affected_cis},
+    directory::check_assignment,
     incident as incidents, sla,
 };
 use crate::records::lifecycle::Lifecycle;
 use crate::records::{
     Store, audit, check_version, clean_name, clean_text, conflict_on_unique, ensure_free,
-    find_visible, find_where, now, save_versioned, scope_to,
+    find_visible, now, numbers::Numbering, save_versioned, scope_to,
 };
 use crate::{
     auth::Principal,
@@ -118,52 +118,19 @@ pub async fn incident_customers<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// A fresh number of an organization: from its sequence on PostgreSQL
-/// (`nextval` locks nothing until commit), from its counter row on SQLite
-/// (one writer), as incidents' numbers are.
+/// Problem numbers: migration `m20261206_000011` made the function.
+const NUMBERS: Numbering = Numbering {
+    function: "next_problem_numbers",
+    counters: "problem_counters",
+};
+
+/// A fresh number of an organization, as incidents' numbers are reserved.
 async fn next_number<C: ConnectionTrait>(db: &C, organization_id: i64) -> AppResult<String> {
-    let backend = db.get_database_backend();
-    let row = if backend == DbBackend::Postgres {
-        db.query_one_raw(Statement::from_sql_and_values(
-            backend,
-            "SELECT n FROM next_problem_numbers($1, 1) AS n",
-            [organization_id.into()],
-        ))
-        .await?
-    } else {
-        db.query_one_raw(Statement::from_sql_and_values(
-            backend,
-            "INSERT INTO problem_counters (organization_id, last_value) VALUES (?1, 1) \
-             ON CONFLICT (organization_id) DO UPDATE SET last_value = problem_counters.last_value + 1 \
-             RETURNING last_value AS n",
-            [organization_id.into()],
-        ))
-        .await?
-    };
-    let row = row.ok_or_else(|| {
+    let n = NUMBERS.reserve(db, organization_id, 1).await?;
+    let n = n.first().ok_or_else(|| {
         AppError::internal(std::io::Error::other("the problem number was not reserved"))
     })?;
-    let n: i64 = row.try_get("", "n")?;
     Ok(format!("PRB-{n:06}"))
-}
-
-async fn check_assignment<C: ConnectionTrait>(
-    db: &C,
-    p: &Principal,
-    group: Option<i64>,
-    assignee: Option<i64>,
-) -> AppResult<()> {
-    if let Some(g) = group {
-        find_visible::<support_group::Entity, _>(db, p, g, "support group")
-            .await
-            .map_err(|_| AppError::invalid_field("assignmentGroupId", "support group not found"))?;
-    }
-    if let Some(u) = assignee {
-        find_where::<user::Entity, _>(db, u, "user", |u| p.can_see(u.organization_id) && u.active)
-            .await
-            .map_err(|_| AppError::invalid_field("assigneeId", "user not found"))?;
-    }
-    Ok(())
 }
 
 /// A problem names its organization's CIs and the provider's; a provider's
