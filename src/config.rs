@@ -95,6 +95,10 @@ pub struct AuthConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct GraphqlConfig {
     pub max_depth: usize,
+    /// Depth limit inside `__schema` and `__type` (introspection), which
+    /// `max_depth` does not apply to: graphql-js's standard introspection
+    /// query nests 15 fields deep.
+    pub max_introspection_depth: usize,
     pub max_complexity: usize,
     /// Operations accepted in one batched request.
     pub max_batch: usize,
@@ -271,6 +275,7 @@ impl Default for GraphqlConfig {
     fn default() -> Self {
         Self {
             max_depth: 12,
+            max_introspection_depth: 16,
             max_complexity: 2000,
             max_batch: 10,
             introspection: true,

@@ -64,11 +64,14 @@ pub fn schema_builder(config: &GraphqlConfig) -> SchemaBuilder<Query, Mutation, 
         Subscription::default(),
     )
     .register_output_type::<node::Node>()
-    .limit_depth(config.max_depth)
     .limit_complexity(config.max_complexity)
     .limit_directives(config.max_directives_per_field)
     .extension(limits::DirectiveLimit {
         max: config.max_directives,
+    })
+    .extension(limits::DepthLimit {
+        max: config.max_depth,
+        max_introspection: config.max_introspection_depth,
     })
     .disable_suggestions();
     if !config.introspection {

@@ -25,6 +25,70 @@ async fn queries_deeper_than_the_limit_are_refused() {
     assert!(shallow.get("errors").is_none(), "{shallow}");
 }
 
+/// The introspection queries of graphql-js (`getIntrospectionQuery()`, and
+/// with every option) and of GraphiQL 4 nest 15 fields deep: they pass with
+/// the default limits and give the whole schema, while an ordinary query one
+/// level over `max_depth` is still refused.
+#[tokio::test]
+async fn the_standard_introspection_queries_pass_the_default_limits() {
+    let app = TestApp::spawn().await;
+    let defaults = servicegraph::config::Config::default().graphql;
+    for (name, text) in [
+        (
+            "graphql-js",
+            include_str!("../fixtures/introspection/graphql-js.graphql"),
+        ),
+        (
+            "graphql-js-all-options",
+            include_str!("../fixtures/introspection/graphql-js-all-options.graphql"),
+        ),
+        (
+            "graphiql-4",
+            include_str!("../fixtures/introspection/graphiql-4.graphql"),
+        ),
+    ] {
+        let (status, body) = app
+            .post(
+                Some(&app.admin()),
+                &json!({ "query": text, "operationName": "IntrospectionQuery" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{name}: {body}");
+        assert!(body.get("errors").is_none(), "{name}: {body}");
+        let schema = &body["data"]["__schema"];
+        assert_eq!(schema["queryType"]["name"], "Query", "{name}");
+        assert_eq!(schema["subscriptionType"]["name"], "Subscription", "{name}");
+        let types = schema["types"].as_array().unwrap();
+        let incident = types.iter().find(|t| t["name"] == "Incident").expect(name);
+        assert!(
+            incident["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["name"] == "number"),
+            "{name}"
+        );
+    }
+    // One level over the limit, in ordinary fields: refused. The root
+    // `incidents { edges { node {` is three levels, `number` the last one.
+    let mut inner = String::from("number");
+    for level in 0..defaults.max_depth - 3 {
+        let field = if level % 2 == 0 {
+            "problems"
+        } else {
+            "incidents"
+        };
+        inner = format!("{field} {{ {inner} }}");
+    }
+    let over = format!("{{ incidents(first: 1) {{ edges {{ node {{ {inner} }} }} }} }}");
+    let at_limit = over.replacen("problems { number }", "number", 1);
+    let body = app.gql(&app.admin(), &at_limit, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let body = app.gql(&app.admin(), &over, json!({})).await;
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert!(message(&body).contains("too deep"), "{body}");
+}
+
 #[tokio::test]
 async fn queries_more_complex_than_the_limit_are_refused() {
     let app = TestApp::spawn_with(|c| c.graphql.max_complexity = 10).await;
