@@ -124,6 +124,10 @@ pub struct HttpConfig {
     /// How long a WebSocket may wait before sending `connection_init`.
     #[serde(with = "humantime_serde")]
     pub ws_init_timeout: Duration,
+    /// Compress responses (gzip or br, as the client's Accept-Encoding asks).
+    pub compression: bool,
+    /// Smallest response body compressed, in bytes.
+    pub compression_min_bytes: u16,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -293,6 +297,8 @@ impl Default for HttpConfig {
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             ws_init_timeout: Duration::from_secs(10),
+            compression: true,
+            compression_min_bytes: 1024,
         }
     }
 }

@@ -1,23 +1,28 @@
 //! GraphQL over HTTP: POST /graphql (authentication, body and batch limits,
-//! the budget, idempotency, execution in a task of its own), GraphiQL on GET,
-//! and the answers of requests that fail before they execute.
+//! the budget, idempotency, execution in a task of its own), GET /graphql
+//! (a query in the URL, cacheable; GraphiQL without one), and the answers of
+//! requests that fail before they execute. Media types are in `media`.
 
 use std::{future::Future, sync::Arc};
 
-use async_graphql::{BatchRequest, BatchResponse, http::GraphiQLSource};
+use async_graphql::{
+    BatchRequest, BatchResponse, http::GraphiQLSource, parser::types::OperationType,
+};
 use axum::{
     Json,
     body::Bytes,
-    extract::{State, rejection::BytesRejection},
+    extract::{RawQuery, State, rejection::BytesRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Response},
 };
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use super::{
     AppState, REQUEST_ID_HEADER,
     idempotency::{self, Answer, Begin},
+    media::{self, Media},
 };
 use crate::{
     error::{AppError, REQUEST_ID},
@@ -81,26 +86,128 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// What a request to /graphql brought.
+enum Incoming {
+    /// A POST body: one operation or a batch, in JSON.
+    Post(Result<Bytes, BytesRejection>),
+    /// A GET's query string: one query (never a mutation).
+    Get(String),
+}
+
 pub(super) async fn graphql_post(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    with_request_id(state, headers, Incoming::Post(body)).await
+}
+
+/// GET /graphql: a query in the URL (`query`, `variables`, `operationName`,
+/// `extensions`), cacheable; without a `query` parameter, GraphiQL.
+pub(super) async fn graphql_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    match query {
+        Some(query) if has_query_parameter(&query) => {
+            with_request_id(state, headers, Incoming::Get(query)).await
+        }
+        _ => graphiql().await.into_response(),
+    }
+}
+
+fn has_query_parameter(query_string: &str) -> bool {
+    query_string
+        .split('&')
+        .any(|pair| pair == "query" || pair.starts_with("query="))
+}
+
+async fn with_request_id(state: AppState, headers: HeaderMap, incoming: Incoming) -> Response {
     let request_id = headers
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
     REQUEST_ID
-        .scope(request_id, execute(state, headers, body))
+        .scope(request_id, execute(state, headers, incoming))
         .await
 }
 
-async fn execute(
-    state: AppState,
-    headers: HeaderMap,
+/// The operations of a POST body, with the body itself (for idempotency).
+fn read_post(
+    state: &AppState,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
+) -> Result<(BatchRequest, Bytes), Box<Response>> {
+    if let Err(message) = media::check_request_type(headers) {
+        return Err(Box::new(error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "VALIDATION",
+            &message,
+        )));
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let limit = state.config.http.max_body_bytes;
+            return Err(Box::new(error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "VALIDATION",
+                &format!("request body is larger than {limit} bytes"),
+            )));
+        }
+        Err(_) => {
+            return Err(Box::new(error_response(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION",
+                "could not read the request body",
+            )));
+        }
+    };
+    match parse_request(&body) {
+        Ok(batch) => Ok((batch, body)),
+        Err(message) => Err(Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION",
+            &message,
+        ))),
+    }
+}
+
+/// The query of a GET: 405 for a mutation or subscription, which must be POSTed.
+fn read_get(query_string: &str) -> Result<BatchRequest, Box<Response>> {
+    let request = async_graphql::http::parse_query_string(query_string).map_err(|e| {
+        Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION",
+            &format!("the query string is not a GraphQL request: {e}"),
+        ))
+    })?;
+    if let Ok(document) = async_graphql::parser::parse_query(&request.query) {
+        let chosen = document.operations.iter().find(|(name, _)| {
+            request.operation_name.is_none()
+                || name.map(|n| n.as_str()) == request.operation_name.as_deref()
+        });
+        if let Some((_, operation)) = chosen
+            && operation.node.ty != OperationType::Query
+        {
+            let mut answer = error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "VALIDATION",
+                &format!("a {} must be sent with POST", operation.node.ty),
+            );
+            answer
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return Err(Box::new(answer));
+        }
+    }
+    // A document that does not parse is answered by the engine, as for POST.
+    Ok(BatchRequest::Single(request))
+}
+
+async fn execute(state: AppState, headers: HeaderMap, incoming: Incoming) -> Response {
     let Some(token) = bearer(&headers) else {
         return error_response(
             StatusCode::UNAUTHORIZED,
@@ -115,27 +222,14 @@ async fn execute(
         }
         Err(other) => return failure_response(other),
     };
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let limit = state.config.http.max_body_bytes;
-            return error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "VALIDATION",
-                &format!("request body is larger than {limit} bytes"),
-            );
-        }
-        Err(_) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "VALIDATION",
-                "could not read the request body",
-            );
-        }
+    let is_get = matches!(incoming, Incoming::Get(_));
+    let read = match incoming {
+        Incoming::Post(body) => read_post(&state, &headers, body).map(|(b, body)| (b, Some(body))),
+        Incoming::Get(query) => read_get(&query).map(|b| (b, None)),
     };
-    let mut batch = match parse_request(&body) {
-        Ok(b) => b,
-        Err(message) => return error_response(StatusCode::BAD_REQUEST, "VALIDATION", &message),
+    let (mut batch, body) = match read {
+        Ok(read) => read,
+        Err(answer) => return *answer,
     };
     let max_batch = state.config.graphql.max_batch;
     if let BatchRequest::Batch(requests) = &batch
@@ -161,10 +255,13 @@ async fn execute(
             return refused.stamp(answer);
         }
     };
-    // A request with an Idempotency-Key runs once per caller and key.
-    let claim = match idempotency::begin(&state, &principal, &headers, &body).await {
-        Begin::Execute(claim) => claim,
-        Begin::Respond(response) => return receipt.stamp(response),
+    // A POST with an Idempotency-Key runs once per caller and key.
+    let claim = match body {
+        Some(body) => match idempotency::begin(&state, &principal, &headers, &body).await {
+            Begin::Execute(claim) => claim,
+            Begin::Respond(response) => return receipt.stamp(response),
+        },
+        None => None,
     };
     let operations: Vec<&str> = batch
         .iter()
@@ -173,6 +270,7 @@ async fn execute(
     if !operations.is_empty() {
         tracing::Span::current().record("operation", operations.join(",").as_str());
     }
+    let media = Media::negotiate(&headers);
     // The request's own loaders, their fetches run level by level in its task.
     // The execution is a task of its own, so a client that hangs up does not
     // cancel it half way: a mutation still completes, and no statement or
@@ -186,15 +284,51 @@ async fn execute(
             schema.execute_batch(batch.data(principal).data(loaders)),
         )
         .await;
-        let answer = Answer::graphql(&with_codes(response));
+        let answer = Answer::graphql(&with_codes(response), media);
         idempotency::finish(claim, &answer).await;
         answer
     };
     receipt.stamp(match detached(execution).await {
+        Ok(answer) if is_get => cacheable(answer, &headers),
         Ok(answer) => answer.into_response(),
         // A panic: the claim, dropped with the task, released the key.
         Err(failed) => failure_response(failed),
     })
+}
+
+/// A GET's answer, for HTTP caches: it varies with the caller and the media
+/// type, may be kept by the caller's own cache only and revalidated, with an
+/// ETag of its body; `If-None-Match` with that tag is answered 304.
+fn cacheable(answer: Answer, headers: &HeaderMap) -> Response {
+    let digest = Sha256::digest(answer.body().as_bytes());
+    let etag = format!("\"{}\"", hex::encode(&digest[..16]));
+    let unchanged = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| {
+            let tag = tag.trim();
+            tag == "*" || tag.trim_start_matches("W/") == etag
+        });
+    let mut response = if unchanged {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        answer.into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("accept, authorization"),
+    );
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, etag);
+    }
+    response
 }
 
 /// Runs `fut` as a task of its own, with this request's id and span, and

@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 use super::{
     AppState,
     http::{RETRY_AFTER_SECONDS, error_response, failure_response},
+    media::{self, Media},
 };
 use crate::{
     auth::Principal,
@@ -44,7 +45,6 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 const MAX_KEY_LEN: usize = 255;
-const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
 /// The answer of POST /graphql, as it is sent and as it is stored for replay.
 pub struct Answer {
@@ -59,9 +59,9 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// The executed request's answer; `async_graphql_axum::GraphQLResponse`'s
-    /// shape (the schema sets no cache hints or response headers).
-    pub fn graphql(response: &BatchResponse) -> Self {
+    /// The executed request's answer in the negotiated media type (the
+    /// schema sets no response headers).
+    pub fn graphql(response: &BatchResponse, media: Media) -> Self {
         let responses: Vec<&async_graphql::Response> = match response {
             BatchResponse::Single(r) => vec![r],
             BatchResponse::Batch(rs) => rs.iter().collect(),
@@ -74,7 +74,8 @@ impl Answer {
         };
         let faulted = codes().any(|c| c == "INTERNAL" || c == "UNAVAILABLE");
         // Executed, so answered 200 as GraphQL over HTTP asks; Retry-After
-        // still tells clients and proxies when to retry.
+        // still tells clients and proxies when to retry. (A request error,
+        // which never executed, is a 400 in graphql-response+json.)
         let retry_after = codes().any(|c| c == "UNAVAILABLE");
         // Released for a retry only when nothing succeeded: a request whose
         // first mutation committed before a later one failed is kept, so a
@@ -86,10 +87,10 @@ impl Answer {
             other => *other == async_graphql::Value::Null,
         });
         let server_fault = faulted && nothing_done;
-        match serde_json::to_string(response) {
+        match media::to_json(response) {
             Ok(body) => Self {
-                status: StatusCode::OK,
-                content_type: GRAPHQL_RESPONSE.into(),
+                status: media.status(response),
+                content_type: media.content_type().into(),
                 body,
                 server_fault,
                 retry_after,
@@ -109,6 +110,12 @@ impl Answer {
     }
 }
 
+impl Answer {
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+}
+
 fn error_code(err: &async_graphql::ServerError) -> Option<&str> {
     match err.extensions.as_ref()?.get("code")? {
         async_graphql::Value::String(code) => Some(code),
@@ -119,7 +126,7 @@ fn error_code(err: &async_graphql::ServerError) -> Option<&str> {
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
         let content_type = HeaderValue::from_str(&self.content_type)
-            .unwrap_or(HeaderValue::from_static(GRAPHQL_RESPONSE));
+            .unwrap_or(HeaderValue::from_static(media::JSON));
         let mut response = (
             self.status,
             [(header::CONTENT_TYPE, content_type)],
@@ -382,7 +389,7 @@ fn replay(row: Model) -> Response {
         status,
         content_type: row
             .response_content_type
-            .unwrap_or_else(|| GRAPHQL_RESPONSE.into()),
+            .unwrap_or_else(|| media::GRAPHQL_RESPONSE.into()),
         body: row.response_body.unwrap_or_default(),
         server_fault: false,
         retry_after: false,

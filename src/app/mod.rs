@@ -16,6 +16,7 @@ use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::watch};
 use tower_http::{
+    compression::{CompressionLayer, predicate::SizeAbove},
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     timeout::TimeoutLayer,
@@ -37,6 +38,7 @@ use crate::{
 
 mod http;
 mod idempotency;
+mod media;
 mod startup;
 mod websocket;
 
@@ -152,7 +154,8 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/graphql", get(http::graphiql).post(http::graphql_post))
+        .route("/graphql", get(http::graphql_get).post(http::graphql_post))
+        .layer(compression(&config))
         .route("/graphql/ws", get(websocket::graphql_ws))
         .layer(DefaultBodyLimit::max(config.http.max_body_bytes))
         .merge(crate::ingest::routes())
@@ -165,6 +168,16 @@ fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
         .with_state(state)
+}
+
+/// gzip or br as the client's Accept-Encoding asks, for bodies of at least
+/// `http.compression_min_bytes`; none at all when `http.compression` is off.
+fn compression(config: &Config) -> CompressionLayer<SizeAbove> {
+    let on = config.http.compression;
+    CompressionLayer::new()
+        .gzip(on)
+        .br(on)
+        .compress_when(SizeAbove::new(config.http.compression_min_bytes))
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
