@@ -25,22 +25,22 @@ use async_graphql::{
 };
 use std::{collections::HashMap, sync::Arc};
 
-/// Refuses a document nested deeper than `max` fields, or deeper than
-/// `max_introspection` inside a `__schema` or `__type` field.
+/// The limits checked on a document as it is parsed: its directives (on the
+/// text, before parsing) and its depth (on the parsed document).
 #[derive(Clone, Copy)]
-pub struct DepthLimit {
-    pub max: usize,
-    pub max_introspection: usize,
+pub struct DocumentLimits {
+    pub max_directives: usize,
+    pub depth: DepthLimit,
 }
 
-impl ExtensionFactory for DepthLimit {
+impl ExtensionFactory for DocumentLimits {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(*self)
     }
 }
 
 #[async_graphql::async_trait::async_trait]
-impl Extension for DepthLimit {
+impl Extension for DocumentLimits {
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -48,10 +48,19 @@ impl Extension for DepthLimit {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
+        check_directives(query, self.max_directives)?;
         let document = next.run(ctx, query, variables).await?;
-        self.check(&document)?;
+        self.depth.check(&document)?;
         Ok(document)
     }
+}
+
+/// Refuses a document nested deeper than `max` fields, or deeper than
+/// `max_introspection` inside a `__schema` or `__type` field.
+#[derive(Clone, Copy)]
+pub struct DepthLimit {
+    pub max: usize,
+    pub max_introspection: usize,
 }
 
 impl DepthLimit {
@@ -162,31 +171,6 @@ fn validation_error(message: &str) -> ServerError {
     extensions.set("code", "VALIDATION");
     err.extensions = Some(extensions);
     err
-}
-
-/// Refuses a document with more than `max` directives before parsing it.
-pub struct DirectiveLimit {
-    pub max: usize,
-}
-
-impl ExtensionFactory for DirectiveLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DirectiveLimit { max: self.max })
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for DirectiveLimit {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        check_directives(query, self.max)?;
-        next.run(ctx, query, variables).await
-    }
 }
 
 /// `Err` (code `VALIDATION`) when `query` holds more than `max` directives.

@@ -66,12 +66,12 @@ pub fn schema_builder(config: &GraphqlConfig) -> SchemaBuilder<Query, Mutation, 
     .register_output_type::<node::Node>()
     .limit_complexity(config.max_complexity)
     .limit_directives(config.max_directives_per_field)
-    .extension(limits::DirectiveLimit {
-        max: config.max_directives,
-    })
-    .extension(limits::DepthLimit {
-        max: config.max_depth,
-        max_introspection: config.max_introspection_depth,
+    .extension(limits::DocumentLimits {
+        max_directives: config.max_directives,
+        depth: limits::DepthLimit {
+            max: config.max_depth,
+            max_introspection: config.max_introspection_depth,
+        },
     })
     .disable_suggestions();
     if !config.introspection {
