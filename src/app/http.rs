@@ -4,13 +4,13 @@
 
 use std::{future::Future, sync::Arc};
 
-use async_graphql::{BatchRequest, BatchResponse, http::GraphiQLSource};
+use async_graphql::{BatchRequest, BatchResponse};
 use axum::{
     Json,
     body::Bytes,
     extract::{State, rejection::BytesRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
 };
 use serde_json::{Value, json};
 use tracing::Instrument;
@@ -23,16 +23,6 @@ use crate::{
     error::{AppError, REQUEST_ID},
     graphql::loaders::Loaders,
 };
-
-pub(super) async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("ServiceGraph")
-            .finish(),
-    )
-}
 
 /// Seconds a client is asked to wait before retrying when the database is unavailable.
 pub(crate) const RETRY_AFTER_SECONDS: &str = "5";

@@ -35,6 +35,7 @@ use crate::{
     },
 };
 
+mod graphiql;
 mod http;
 mod idempotency;
 mod startup;
@@ -62,6 +63,8 @@ pub struct AppState {
     /// Set at shutdown once subscriptions have delivered their last events:
     /// each WebSocket (holding a receiver) then closes with 1001.
     ws_closing: Arc<watch::Sender<bool>>,
+    /// The admin token of development mode, for the GraphiQL page.
+    dev_admin_token: Option<String>,
 }
 
 impl AppState {
@@ -117,6 +120,7 @@ impl Application {
             relay_origin: prepared.relay_origin,
             provider_id: prepared.provider_id,
             ws_closing: Arc::new(watch::Sender::new(false)),
+            dev_admin_token: prepared.dev_admin_token.clone(),
         };
         Ok(Self {
             listener,
@@ -152,7 +156,11 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/graphql", get(http::graphiql).post(http::graphql_post))
+        .route(
+            "/graphql",
+            get(graphiql::page_handler).post(http::graphql_post),
+        )
+        .route(graphiql::ASSETS_ROUTE, get(graphiql::asset))
         .route("/graphql/ws", get(websocket::graphql_ws))
         .layer(DefaultBodyLimit::max(config.http.max_body_bytes))
         .merge(crate::ingest::routes())
