@@ -168,12 +168,30 @@
     unmount();
     el.connect.hidden = true;
     el.graphiql.hidden = false;
-    var baseFetcher = window.GraphiQL.createFetcher({
+    var fetcherOptions = {
       url: settings.endpoint,
       subscriptionUrl: websocketUrl(settings.subscriptionEndpoint),
       headers: options.headers || {},
       wsConnectionParams: options.headers || {},
-    });
+    };
+    if (options.schemaHeaders) {
+      // GraphiQL introspects once on mount, before its headers pane exists,
+      // so without headers: the schema is fetched with the pane's headers
+      // when there are some, else with the prefilled ones.
+      fetcherOptions.schemaFetcher = function (params, opts) {
+        var headers = (opts && opts.headers) || options.schemaHeaders;
+        return window
+          .fetch(settings.endpoint, {
+            method: "POST",
+            headers: Object.assign({ "Content-Type": "application/json" }, headers),
+            body: JSON.stringify(params),
+          })
+          .then(function (response) {
+            return response.json();
+          });
+      };
+    }
+    var baseFetcher = window.GraphiQL.createFetcher(fetcherOptions);
     var fetcher = function (params, opts) {
       return watchRejection(baseFetcher(params, opts));
     };
@@ -231,8 +249,10 @@
   if (settings.devToken) {
     // Development mode on a loopback address: the printed admin token, in
     // the headers pane where it can be changed.
+    var devHeaders = { Authorization: "Bearer " + settings.devToken };
     mount({
-      editorHeaders: JSON.stringify({ Authorization: "Bearer " + settings.devToken }, null, 2),
+      editorHeaders: JSON.stringify(devHeaders, null, 2),
+      schemaHeaders: devHeaders,
     });
     setStatus("development mode: the admin token is in the headers pane");
     return;
