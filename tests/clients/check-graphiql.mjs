@@ -1,7 +1,8 @@
 // GraphiQL in headless Chromium, with no network but the server's loopback
 // origin: the page asks for a token (a wrong one is refused with a message),
 // the README's services query typed into the editor and run shows the demo
-// services, and the docs pane shows the Query type.
+// services, the docs pane shows the Query type, and a subscription (over
+// /graphql/ws) shows a service another client updates.
 //
 //   SERVICEGRAPH_URL=http://127.0.0.1:8080 SERVICEGRAPH_TOKEN=... node check-graphiql.mjs
 //
@@ -37,17 +38,33 @@ function readmeQuery() {
 
 // The names the server itself gives for the services, to find in the page.
 async function serviceNames() {
+  const data = await graphql("{ services(first: 10) { edges { node { name } } } }");
+  const names = data.services.edges.map((e) => e.node.name);
+  if (names.length === 0) throw new Error("the server lists no services (is the demo data loaded?)");
+  return names;
+}
+
+async function graphql(query, variables) {
   const response = await fetch(`${base}/graphql`, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query: "{ services(first: 10) { edges { node { name } } } }" }),
+    body: JSON.stringify({ query, variables }),
   });
   const body = await response.json();
-  const names = body?.data?.services?.edges?.map((e) => e.node.name) ?? [];
-  if (names.length === 0) {
-    throw new Error(`the server lists no services (is the demo data loaded?): ${JSON.stringify(body)}`);
-  }
-  return names;
+  if (body.errors) throw new Error(`${query}: ${JSON.stringify(body.errors)}`);
+  return body.data;
+}
+
+// Updates the description of the service named `name`; returns its name.
+async function changeAService(name) {
+  const data = await graphql("{ services(first: 10) { edges { node { id version name } } } }");
+  const service = data.services.edges.map((e) => e.node).find((s) => s.name === name);
+  const input = { id: service.id, version: service.version, description: `checked ${new Date().toISOString()}` };
+  const updated = await graphql(
+    "mutation($i: UpdateServiceInput!) { updateService(input: $i) { name } }",
+    { i: input },
+  );
+  return updated.updateService.name;
 }
 
 const outside = [];
@@ -161,6 +178,38 @@ try {
   await docs.locator(".graphiql-doc-explorer-title", { hasText: "Query" }).waitFor();
   await docs.getByText("services", { exact: true }).first().waitFor();
   console.log("docs pane shows the Query type");
+
+  // A subscription goes over /graphql/ws with the token in connection_init,
+  // and shows the change another client makes.
+  const subscribed = new Promise((resolve) => {
+    page.on("websocket", (ws) => {
+      ws.on("framesent", (frame) => {
+        if (String(frame.payload).includes('"type":"subscribe"')) resolve();
+      });
+    });
+  });
+  await editor.click();
+  await page.keyboard.press("Control+A");
+  await page.keyboard.press("Backspace");
+  await page.keyboard.insertText(
+    "subscription { serviceChanged { kind service { name } changedFields } }",
+  );
+  await page.waitForTimeout(500); // GraphiQL parses the edited operation after a pause
+  await page.locator(".graphiql-execute-button").click();
+  let timer;
+  await Promise.race([
+    subscribed,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error("GraphiQL did not subscribe over the WebSocket")), timeout);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  const changed = await changeAService(names[0]);
+  await result.getByText('"UPDATED"').first().waitFor();
+  const event = JSON.parse(await result.locator(".CodeMirror").evaluate((node) => node.CodeMirror.getValue()));
+  if (event?.data?.serviceChanged?.service?.name !== changed) {
+    throw new Error(`the subscription should show ${changed} updated: ${JSON.stringify(event)}`);
+  }
+  console.log(`subscription over the WebSocket showed ${changed} updated`);
 
   if (outside.length > 0) {
     throw new Error(`requests outside the server (aborted): ${outside.join(", ")}`);
