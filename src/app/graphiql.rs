@@ -178,7 +178,8 @@ pub(super) fn page(state: &AppState) -> Response {
         .into_response()
 }
 
-/// GET /graphql while the page has no handler of the GraphQL-over-HTTP side.
+/// GET /graphql: the page. (GraphQL over HTTP's GET handler, which runs
+/// queries given in the query string, answers with [`page`] when there is none.)
 pub(super) async fn page_handler(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Response {
