@@ -52,18 +52,14 @@ const VENDORED: [(&str, &str, &[u8]); 4] = [
 ];
 
 /// Our own files change with the server: their paths carry a hash of their content.
-const OWN: [(&str, &str, &[u8]); 2] = [
-    (
-        "servicegraph-graphiql.js",
-        JS,
-        include_bytes!("../../assets/graphiql/servicegraph-graphiql.js"),
-    ),
-    (
-        "servicegraph-graphiql.css",
-        CSS,
-        include_bytes!("../../assets/graphiql/servicegraph-graphiql.css"),
-    ),
-];
+const SCRIPT: (&str, &[u8]) = (
+    "servicegraph-graphiql.js",
+    include_bytes!("../../assets/graphiql/servicegraph-graphiql.js"),
+);
+const STYLE: (&str, &[u8]) = (
+    "servicegraph-graphiql.css",
+    include_bytes!("../../assets/graphiql/servicegraph-graphiql.css"),
+);
 
 /// Every asset lasts a year in caches: its path changes whenever its content does.
 const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";
@@ -93,18 +89,19 @@ static ASSETS: LazyLock<Assets> = LazyLock::new(|| {
     for (path, content_type, body) in VENDORED {
         by_path.insert(path.to_owned(), Asset { content_type, body });
     }
-    let mut own = Vec::new();
-    for (name, content_type, body) in OWN {
+    let mut own = |(name, body): (&str, &'static [u8]), content_type| {
         let hash = hex::encode(&Sha256::digest(body)[..6]);
         let (stem, ext) = name.rsplit_once('.').unwrap_or((name, ""));
         let path = format!("servicegraph/{stem}.{hash}.{ext}");
-        own.push(path.clone());
-        by_path.insert(path, Asset { content_type, body });
-    }
+        by_path.insert(path.clone(), Asset { content_type, body });
+        path
+    };
+    let script = own(SCRIPT, JS);
+    let style = own(STYLE, CSS);
     Assets {
         by_path,
-        script: own[0].clone(),
-        style: own[1].clone(),
+        script,
+        style,
     }
 });
 
@@ -242,6 +239,6 @@ mod tests {
         );
         assert!(assets.script.ends_with(".js"));
         assert!(assets.style.ends_with(".css"));
-        assert_eq!(assets.by_path.len(), VENDORED.len() + OWN.len());
+        assert_eq!(assets.by_path.len(), VENDORED.len() + 2);
     }
 }
