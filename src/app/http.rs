@@ -5,15 +5,13 @@
 
 use std::{future::Future, sync::Arc};
 
-use async_graphql::{
-    BatchRequest, BatchResponse, http::GraphiQLSource, parser::types::OperationType,
-};
+use async_graphql::{BatchRequest, BatchResponse, parser::types::OperationType};
 use axum::{
     Json,
     body::Bytes,
     extract::{RawQuery, State, rejection::BytesRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -28,16 +26,6 @@ use crate::{
     error::{AppError, REQUEST_ID},
     graphql::loaders::Loaders,
 };
-
-pub(super) async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("ServiceGraph")
-            .finish(),
-    )
-}
 
 /// Seconds a client is asked to wait before retrying when the database is unavailable.
 pub(crate) const RETRY_AFTER_SECONDS: &str = "5";
@@ -113,7 +101,7 @@ pub(super) async fn graphql_get(
         Some(query) if has_query_parameter(&query) => {
             with_request_id(state, headers, Incoming::Get(query)).await
         }
-        _ => graphiql().await.into_response(),
+        _ => super::graphiql::page(&state, &headers),
     }
 }
 

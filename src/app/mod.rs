@@ -36,6 +36,7 @@ use crate::{
     },
 };
 
+mod graphiql;
 mod http;
 mod idempotency;
 mod media;
@@ -64,6 +65,8 @@ pub struct AppState {
     /// Set at shutdown once subscriptions have delivered their last events:
     /// each WebSocket (holding a receiver) then closes with 1001.
     ws_closing: Arc<watch::Sender<bool>>,
+    /// The admin token of development mode, for the GraphiQL page.
+    dev_admin_token: Option<String>,
 }
 
 impl AppState {
@@ -119,6 +122,7 @@ impl Application {
             relay_origin: prepared.relay_origin,
             provider_id: prepared.provider_id,
             ws_closing: Arc::new(watch::Sender::new(false)),
+            dev_admin_token: prepared.dev_admin_token.clone(),
         };
         Ok(Self {
             listener,
@@ -155,6 +159,7 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/graphql", get(http::graphql_get).post(http::graphql_post))
+        .route(graphiql::ASSETS_ROUTE, get(graphiql::asset))
         .layer(compression(&config))
         .route("/graphql/ws", get(websocket::graphql_ws))
         .layer(DefaultBodyLimit::max(config.http.max_body_bytes))

@@ -94,7 +94,11 @@ impl TestApp {
         let app = Application::build(config)
             .await
             .expect("application starts");
-        let addr = app.local_addr();
+        let mut addr = app.local_addr();
+        if addr.ip().is_unspecified() {
+            // A server on every interface (0.0.0.0) is reached over loopback.
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
         let dev_token = app.dev_admin_token.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {

@@ -13,6 +13,7 @@ mod catalogue;
 mod cmdb;
 mod directory;
 mod faults;
+mod graphiql;
 mod http;
 mod idempotency;
 mod incident;

@@ -5,10 +5,11 @@
 #   bash tests/clients/run.sh [path/to/servicegraph]   (default: target/release/servicegraph)
 #
 # Needs Node.js 20+, and for the browser check Debian's chromium
-# (/usr/bin/chromium). Starts the server in development mode on a free
-# loopback port with a fresh SQLite data directory, loads the demo data,
-# mints an admin token with `servicegraph token`, runs each check, and stops
-# the server. Any failed check fails the script.
+# (/usr/bin/chromium). Starts the server on a free loopback port with a
+# fresh SQLite data directory and a generated HS256 secret (not development
+# mode, so GraphiQL asks for a token), loads the demo data, mints an admin
+# token with `servicegraph token`, runs each check, and stops the server.
+# Any failed check fails the script.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -20,6 +21,8 @@ bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 export SERVICEGRAPH_DATA_DIR="$work/data" SERVICEGRAPH_LISTEN="127.0.0.1:$port"
+SERVICEGRAPH_AUTH__HS256_SECRET="$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+export SERVICEGRAPH_AUTH__HS256_SECRET
 unset DATABASE_URL SERVICEGRAPH_DATABASE__URL
 "$bin" seed --demo >/dev/null
 "$bin" serve >"$work/server.log" 2>&1 &
