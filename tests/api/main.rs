@@ -17,6 +17,7 @@ mod idempotency;
 mod incident;
 mod ingest;
 mod limits;
+mod metrics;
 mod pagination;
 mod problem;
 mod schema;
