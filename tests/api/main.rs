@@ -24,3 +24,4 @@ mod schema;
 mod server;
 mod sla;
 mod subscriptions;
+mod traces;
