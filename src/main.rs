@@ -224,6 +224,9 @@ async fn serve(config: Config) -> Result<(), String> {
     let app = Application::build(config).await?;
     let addr = app.local_addr();
     tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "servicegraph is listening");
+    if let Some(metrics) = app.metrics_addr() {
+        tracing::info!(addr = %metrics, "metrics are served at /metrics on this address");
+    }
     if let Some(token) = &app.dev_admin_token {
         println!();
         println!("  ServiceGraph is running in DEVELOPMENT MODE.");
