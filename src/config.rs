@@ -540,3 +540,40 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn metrics_and_traces_settings_are_checked() {
+        let mut config = Config::default();
+        assert!(!config.metrics.enabled(), "metrics are off by default");
+        assert!(
+            config.traces.endpoint.is_none(),
+            "traces are off by default"
+        );
+        config.metrics.token = Some("short".into());
+        assert_eq!(
+            config.validate().unwrap_err(),
+            "metrics.token must be at least 16 bytes long"
+        );
+        config.metrics.token = Some("a-token-long-enough-for-metrics".into());
+        assert!(config.metrics.enabled());
+        assert!(config.validate().is_ok());
+        config.traces.endpoint = Some("localhost:4318".into());
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .starts_with("traces.endpoint")
+        );
+        config.traces.endpoint = Some("http://localhost:4318".into());
+        assert!(config.validate().is_ok());
+        config.traces.service_name = " ".into();
+        assert_eq!(
+            config.validate().unwrap_err(),
+            "traces.service_name must not be empty"
+        );
+    }
+}

@@ -252,3 +252,40 @@ impl Stream for Counted<'_> {
         polled
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{ErrorExtensionValues, Pos, ServerError};
+
+    use super::*;
+
+    fn error(code: Option<&str>) -> ServerError {
+        let mut e = ServerError::new("refused", Some(Pos::default()));
+        if let Some(code) = code {
+            let mut ext = ErrorExtensionValues::default();
+            ext.set("code", code);
+            e.extensions = Some(ext);
+        }
+        e
+    }
+
+    #[test]
+    fn the_outcome_is_ok_or_a_plain_error_code() {
+        assert_eq!(outcome(&[]), "ok");
+        assert_eq!(outcome(&[error(Some("NOT_FOUND"))]), "NOT_FOUND");
+        assert_eq!(outcome(&[error(None)]), "VALIDATION");
+        assert_eq!(outcome(&[error(Some("free text from somewhere"))]), "OTHER");
+    }
+
+    #[test]
+    fn operation_names_are_cut_and_capped() {
+        let long = "A".repeat(200);
+        assert_eq!(name_label(&long).len(), MAX_NAME_LEN);
+        for i in 0..MAX_OPERATION_NAMES {
+            name_label(&format!("Op{i}"));
+        }
+        assert_eq!(name_label("OneTooMany"), "other");
+        // Names seen before the cap keep their label.
+        assert_eq!(name_label("Op1"), "Op1");
+    }
+}
