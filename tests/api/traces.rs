@@ -153,6 +153,13 @@ async fn an_operation_is_one_trace_with_its_resolvers_and_statements() {
     assert!(status.success(), "{status}");
 
     let spans = received.lock().unwrap().clone();
+    // Statements outside any request (start-up's migrations and checks) are
+    // not traces of their own.
+    let orphans = spans
+        .iter()
+        .filter(|(_, s)| s.name.starts_with("sea_orm.") && s.parent_span_id.is_empty())
+        .count();
+    assert_eq!(orphans, 0, "statements traced outside a request");
     let root = spans
         .iter()
         .find(|(_, s)| text(&s.attributes, "request_id").as_deref() == Some(request_id))
