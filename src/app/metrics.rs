@@ -112,7 +112,7 @@ fn describe() {
     );
     describe_gauge!(
         CLOCKS_BREACHED,
-        "SLA clocks not stopped that passed their target, by SLA and customer"
+        "SLA clocks not stopped that the SLA worker marked breached, by SLA and customer"
     );
     describe_gauge!(
         GAUGES_AGE,
