@@ -4,9 +4,15 @@
 //! request id), the GraphQL steps and resolved fields below it, and the
 //! database statements below those.
 
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{
+    Context, KeyValue,
+    trace::{Link, SpanKind, TraceContextExt, TraceId, TraceState, TracerProvider as _},
+};
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
-use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
+use opentelemetry_sdk::{
+    Resource,
+    trace::{Sampler, SamplingDecision, SamplingResult, SdkTracerProvider, ShouldSample},
+};
 use tracing::Level;
 use tracing_subscriber::{
     EnvFilter, Layer, Registry,
@@ -62,6 +68,9 @@ pub fn init_serving(log: &LogConfig, traces: &TracesConfig) -> Result<Telemetry,
         .map_err(|e| format!("traces.endpoint: cannot build the OTLP exporter: {e}"))?;
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
+        .with_sampler(SkipProbes(Sampler::ParentBased(Box::new(
+            Sampler::AlwaysOn,
+        ))))
         .with_resource(
             Resource::builder()
                 .with_service_name(traces.service_name.clone())
@@ -88,6 +97,42 @@ pub fn init_serving(log: &LogConfig, traces: &TracesConfig) -> Result<Telemetry,
     Ok(Telemetry {
         provider: Some(provider),
     })
+}
+
+/// Every request is traced except the probes and scrapes (`/healthz`,
+/// `/readyz`, `/metrics`): they come every few seconds and would drown the
+/// traces worth reading. What runs below a dropped span is dropped too.
+#[derive(Debug, Clone)]
+struct SkipProbes(Sampler);
+
+const PROBES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+impl ShouldSample for SkipProbes {
+    fn should_sample(
+        &self,
+        parent: Option<&Context>,
+        trace_id: TraceId,
+        name: &str,
+        kind: &SpanKind,
+        attributes: &[KeyValue],
+        links: &[Link],
+    ) -> SamplingResult {
+        let probe = name == "request"
+            && attributes.iter().any(|kv| {
+                kv.key.as_str() == "path" && PROBES.contains(&kv.value.as_str().as_ref())
+            });
+        if probe {
+            return SamplingResult {
+                decision: SamplingDecision::Drop,
+                attributes: Vec::new(),
+                trace_state: parent
+                    .map(|cx| cx.span().span_context().trace_state().clone())
+                    .unwrap_or_else(TraceState::default),
+            };
+        }
+        self.0
+            .should_sample(parent, trace_id, name, kind, attributes, links)
+    }
 }
 
 /// The collector's traces URL: an endpoint without a path gets OTLP's `/v1/traces`.

@@ -120,6 +120,17 @@ async fn an_operation_is_one_trace_with_its_resolvers_and_statements() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // Probes are not traced (nor the statement /readyz runs).
+    for probe in ["healthz", "readyz"] {
+        let resp = client
+            .get(format!("http://{addr}/{probe}"))
+            .header("x-request-id", format!("probe-{probe}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+
     let request_id = "trace-probe-4f1c2a";
     let admin = token_with("admin@provider", "provider", &["admin"], &[]);
     let resp = client
@@ -160,6 +171,18 @@ async fn an_operation_is_one_trace_with_its_resolvers_and_statements() {
         .filter(|(_, s)| s.name.starts_with("sea_orm.") && s.parent_span_id.is_empty())
         .count();
     assert_eq!(orphans, 0, "statements traced outside a request");
+    let probes = spans
+        .iter()
+        .filter(|(_, s)| {
+            text(&s.attributes, "request_id").is_some_and(|id| id.starts_with("probe-"))
+        })
+        .count();
+    assert_eq!(probes, 0, "health probes were traced");
+    let roots = spans
+        .iter()
+        .filter(|(_, s)| s.parent_span_id.is_empty())
+        .count();
+    assert_eq!(roots, 1, "one trace: the operation's");
     let root = spans
         .iter()
         .find(|(_, s)| text(&s.attributes, "request_id").as_deref() == Some(request_id))
