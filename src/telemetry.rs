@@ -6,7 +6,7 @@
 
 use opentelemetry::{
     Context, KeyValue,
-    trace::{Link, SpanKind, TraceContextExt, TraceId, TraceState, TracerProvider as _},
+    trace::{Link, SpanKind, TraceContextExt, TraceId, TracerProvider as _},
 };
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::{
@@ -127,7 +127,7 @@ impl ShouldSample for SkipProbes {
                 attributes: Vec::new(),
                 trace_state: parent
                     .map(|cx| cx.span().span_context().trace_state().clone())
-                    .unwrap_or_else(TraceState::default),
+                    .unwrap_or_default(),
             };
         }
         self.0
