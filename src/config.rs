@@ -29,6 +29,8 @@ pub struct Config {
     pub idempotency: IdempotencyConfig,
     pub budget: BudgetConfig,
     pub dev: DevConfig,
+    pub metrics: MetricsConfig,
+    pub traces: TracesConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -210,6 +212,32 @@ pub struct IdempotencyConfig {
     pub ttl: Duration,
 }
 
+/// `GET /metrics` (Prometheus text format). Off unless a token or a listen
+/// address is set: on the API's own address it needs the token; on
+/// `listen` it is served there only (with the token too, when one is set).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Bearer token a scraper must present (at least 16 bytes).
+    pub token: Option<String>,
+    /// A separate address serving only `/metrics`, e.g. `0.0.0.0:9464`.
+    pub listen: Option<SocketAddr>,
+    /// How long the database gauges (open incidents, SLA clocks) computed at
+    /// a scrape are reused by the following scrapes.
+    #[serde(with = "humantime_serde")]
+    pub gauge_interval: Duration,
+}
+
+/// OpenTelemetry traces over OTLP/HTTP (protobuf). Off unless `endpoint` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracesConfig {
+    /// The collector's OTLP/HTTP traces URL, e.g. `http://localhost:4318/v1/traces`.
+    pub endpoint: Option<String>,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DevConfig {
@@ -234,7 +262,35 @@ impl Default for Config {
             idempotency: IdempotencyConfig::default(),
             budget: BudgetConfig::default(),
             dev: DevConfig::default(),
+            metrics: MetricsConfig::default(),
+            traces: TracesConfig::default(),
         }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            listen: None,
+            gauge_interval: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            service_name: "servicegraph".into(),
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// Metrics are recorded and served once a token or a listen address is set.
+    pub fn enabled(&self) -> bool {
+        self.token.is_some() || self.listen.is_some()
     }
 }
 
@@ -453,6 +509,27 @@ impl Config {
         if self.database.max_connections == 0 {
             return Err("database.max_connections must be at least 1".into());
         }
+        if self
+            .metrics
+            .token
+            .as_ref()
+            .is_some_and(|t| t.trim().len() < 16)
+        {
+            return Err("metrics.token must be at least 16 bytes long".into());
+        }
+        if self.metrics.gauge_interval.is_zero() {
+            return Err("metrics.gauge_interval must be above zero".into());
+        }
+        if let Some(endpoint) = &self.traces.endpoint {
+            let url = url::Url::parse(endpoint)
+                .map_err(|e| format!("traces.endpoint is not a valid URL: {e}"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err("traces.endpoint must be an http:// or https:// URL".into());
+            }
+        }
+        if self.traces.service_name.trim().is_empty() {
+            return Err("traces.service_name must not be empty".into());
+        }
         for origin in &self.cors.allowed_origins {
             if origin != "*" && url::Url::parse(origin).is_err() {
                 return Err(format!(
@@ -472,5 +549,42 @@ impl Config {
                 self.data_dir.join("servicegraph.db").display()
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn metrics_and_traces_settings_are_checked() {
+        let mut config = Config::default();
+        assert!(!config.metrics.enabled(), "metrics are off by default");
+        assert!(
+            config.traces.endpoint.is_none(),
+            "traces are off by default"
+        );
+        config.metrics.token = Some("short".into());
+        assert_eq!(
+            config.validate().unwrap_err(),
+            "metrics.token must be at least 16 bytes long"
+        );
+        config.metrics.token = Some("a-token-long-enough-for-metrics".into());
+        assert!(config.metrics.enabled());
+        assert!(config.validate().is_ok());
+        config.traces.endpoint = Some("localhost:4318".into());
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .starts_with("traces.endpoint")
+        );
+        config.traces.endpoint = Some("http://localhost:4318".into());
+        assert!(config.validate().is_ok());
+        config.traces.service_name = " ".into();
+        assert_eq!(
+            config.validate().unwrap_err(),
+            "traces.service_name must not be empty"
+        );
     }
 }

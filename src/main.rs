@@ -106,7 +106,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // Set up before the runtime: the trace exporter's HTTP client is a blocking one.
+    let telemetry = match &command {
+        Command::Serve => match telemetry::init_serving(&config.log, &config.traces) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("servicegraph: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
+    let result = runtime.block_on(run(command, config));
+    drop(runtime);
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("servicegraph: {e}");
@@ -203,11 +220,13 @@ async fn run(command: Command, config: Config) -> Result<(), String> {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    telemetry::init(&config.log);
     let started = std::time::Instant::now();
     let app = Application::build(config).await?;
     let addr = app.local_addr();
     tracing::info!(%addr, elapsed_ms = started.elapsed().as_millis() as u64, "servicegraph is listening");
+    if let Some(metrics) = app.metrics_addr() {
+        tracing::info!(addr = %metrics, "metrics are served at /metrics on this address");
+    }
     if let Some(token) = &app.dev_admin_token {
         println!();
         println!("  ServiceGraph is running in DEVELOPMENT MODE.");

@@ -31,7 +31,7 @@ use crate::{
     error::AppError,
     events::EventBus,
     graphql::{
-        AppSchema, build_schema, context::SchemaData, cost::CostModel, loaders::Loaders,
+        AppSchema, Observe, build_schema, context::SchemaData, cost::CostModel, loaders::Loaders,
         pagination::DEFAULT_PAGE_SIZE,
     },
 };
@@ -40,6 +40,7 @@ mod graphiql;
 mod http;
 mod idempotency;
 mod media;
+pub(crate) mod metrics;
 mod startup;
 mod websocket;
 
@@ -62,6 +63,8 @@ pub struct AppState {
     pub relay_origin: Option<String>,
     /// The provider organization (the actor of the server's own changes).
     pub provider_id: i64,
+    /// `/metrics`, when metrics are on.
+    pub metrics: Option<Arc<metrics::Exporter>>,
     /// Set at shutdown once subscriptions have delivered their last events:
     /// each WebSocket (holding a receiver) then closes with 1001.
     ws_closing: Arc<watch::Sender<bool>>,
@@ -79,6 +82,8 @@ impl AppState {
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
+    /// `metrics.listen`, serving only `/metrics`.
+    metrics_listener: Option<TcpListener>,
     router: Router,
     pub state: AppState,
     /// The admin token printed in development mode.
@@ -89,6 +94,7 @@ impl Application {
     /// Connects and migrates the database, prepares auth and the schema, and binds the port.
     pub async fn build(config: Config) -> Result<Self, String> {
         let prepared = startup::prepare(&config).await?;
+        let exporter = metrics::Exporter::from_config(&config.metrics);
         let schema = build_schema(
             &config.graphql,
             SchemaData {
@@ -97,6 +103,10 @@ impl Application {
                 max_page_size: config.graphql.max_page_size,
                 sla: config.sla.clone(),
                 ingest: config.ingest.clone(),
+            },
+            Observe {
+                metrics: exporter.is_some(),
+                traces: config.traces.endpoint.is_some(),
             },
         );
         let budget = Budget::new(
@@ -111,6 +121,14 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let metrics_listener = match config.metrics.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr} (metrics.listen): {e}"))?,
+            ),
+            None => None,
+        };
         let state = AppState {
             config: Arc::new(config),
             db: prepared.database,
@@ -121,11 +139,13 @@ impl Application {
             budget: Arc::new(budget),
             relay_origin: prepared.relay_origin,
             provider_id: prepared.provider_id,
+            metrics: exporter,
             ws_closing: Arc::new(watch::Sender::new(false)),
             dev_admin_token: prepared.dev_admin_token.clone(),
         };
         Ok(Self {
             listener,
+            metrics_listener,
             router: router(state.clone()),
             state,
             dev_admin_token: prepared.dev_admin_token,
@@ -136,6 +156,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("bound listener has an address")
+    }
+
+    /// The `metrics.listen` address, when set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 }
 
@@ -160,6 +187,7 @@ fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/graphql", get(http::graphql_get).post(http::graphql_post))
         .route(graphiql::ASSETS_ROUTE, get(graphiql::asset))
+        .route("/metrics", get(metrics::scrape))
         .layer(compression(&config))
         .route("/graphql/ws", get(websocket::graphql_ws))
         .layer(DefaultBodyLimit::max(config.http.max_body_bytes))

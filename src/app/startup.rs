@@ -101,6 +101,14 @@ impl Application {
         let grace = state.config.http.shutdown_grace;
         let (stop_worker, stopping) = watch::channel(false);
         let mut background = Background::start(&state, stopping);
+        if let Some(listener) = self.metrics_listener {
+            let router = super::metrics::router(state.clone());
+            background._others.push(spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            }));
+        }
         let (begun, mut shutdown_begun) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
             shutdown.await;

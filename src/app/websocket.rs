@@ -90,6 +90,7 @@ fn init_token(payload: &Value) -> Option<String> {
 /// unavailable), then serves it with async-graphql until either side closes
 /// or the server shuts down.
 async fn serve_ws(state: AppState, socket: WebSocket, protocol: WebSocketProtocols) {
+    let _open = state.metrics.is_some().then(OpenConnection::new);
     let legacy = protocol == WebSocketProtocols::SubscriptionsTransportWS;
     let (mut sink, mut stream) = socket.split();
     let wait = state.config.http.ws_init_timeout;
@@ -198,6 +199,22 @@ async fn serve_ws(state: AppState, socket: WebSocket, protocol: WebSocketProtoco
         if sink.send(message).await.is_err() {
             return;
         }
+    }
+}
+
+/// Counts an open WebSocket in the metrics while it lives.
+struct OpenConnection;
+
+impl OpenConnection {
+    fn new() -> Self {
+        metrics::gauge!(super::metrics::WS_CONNECTIONS).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!(super::metrics::WS_CONNECTIONS).decrement(1.0);
     }
 }
 

@@ -8,6 +8,7 @@ pub mod cost;
 pub mod ids;
 pub mod limits;
 pub mod loaders;
+pub mod metrics;
 pub mod node;
 pub mod pagination;
 
@@ -80,10 +81,33 @@ pub fn schema_builder(config: &GraphqlConfig) -> SchemaBuilder<Query, Mutation, 
     builder
 }
 
+/// What the serving schema records about each operation. Each costs on
+/// every operation (per-field spans the most), so each is added only when on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Observe {
+    /// Count operations by name and outcome ([`metrics::OperationMetrics`]).
+    pub metrics: bool,
+    /// A span per operation step and resolved field (async-graphql's `Tracing`).
+    pub traces: bool,
+}
+
 /// The serving schema, with the store and loaders every resolver shares, and
 /// the budget charged for each operation a WebSocket starts.
-pub fn build_schema(config: &GraphqlConfig, data: context::SchemaData) -> AppSchema {
-    schema_builder(config)
+pub fn build_schema(
+    config: &GraphqlConfig,
+    data: context::SchemaData,
+    observe: Observe,
+) -> AppSchema {
+    let mut builder = schema_builder(config);
+    // Its request and subscribe hooks wrap the whole operation, so a refusal
+    // by the limits or the budget is counted too.
+    if observe.metrics {
+        builder = builder.extension(metrics::OperationMetrics);
+    }
+    if observe.traces {
+        builder = builder.extension(async_graphql::extensions::Tracing);
+    }
+    builder
         .extension(crate::budget::ChargeSessionOperations)
         .data(Arc::new(data))
         .finish()

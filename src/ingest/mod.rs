@@ -114,7 +114,36 @@ fn presented_secret(headers: &HeaderMap) -> Option<String> {
     None
 }
 
+/// One delivery, counted in the metrics (when on) by sender and outcome.
 async fn handle(state: AppState, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Response {
+    let counted = state.metrics.is_some();
+    let response = deliver(state, endpoint, headers, body).await;
+    if counted {
+        metrics::counter!(
+            crate::app::metrics::INGEST_DELIVERIES,
+            "sender" => endpoint.name(),
+            "outcome" => delivery_outcome(response.status()),
+        )
+        .increment(1);
+    }
+    response
+}
+
+/// The `outcome` label of a delivery's answer.
+fn delivery_outcome(status: StatusCode) -> &'static str {
+    match status {
+        s if s.is_success() => "accepted",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::BAD_REQUEST => "invalid",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        _ => "error",
+    }
+}
+
+async fn deliver(state: AppState, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let limits = &state.config.ingest;
     let header_secret = presented_secret(&headers);

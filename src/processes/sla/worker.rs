@@ -68,8 +68,14 @@ pub async fn run(
                 }
             }
         }
-        if let Err(e) = pass(&store, &actor, now(), &stop).await {
-            tracing::warn!(error = %e.message(), "SLA worker pass failed; retrying next tick");
+        match pass(&store, &actor, now(), &stop).await {
+            Ok(_) => {
+                metrics::gauge!("servicegraph_sla_worker_last_pass_timestamp_seconds")
+                    .set(now().timestamp_millis() as f64 / 1000.0);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.message(), "SLA worker pass failed; retrying next tick")
+            }
         }
     }
 }
@@ -141,6 +147,13 @@ pub async fn pass(
             .limit(BATCH)
             .all(db)
             .await?;
+        if after.is_none() {
+            // The lag: how long the oldest clock due has waited for this pass
+            // (`servicegraph_sla_worker_lag_seconds`; a no-op without metrics).
+            let oldest = clocks.first().and_then(|c| c.next_check_at);
+            let lag = oldest.map_or(0.0, |t| (at - t).num_milliseconds().max(0) as f64 / 1000.0);
+            metrics::gauge!("servicegraph_sla_worker_lag_seconds").set(lag);
+        }
         let Some(last) = clocks.last() else { break };
         after = last.next_check_at.map(|t| (t, last.id));
         let done = (clocks.len() as u64) < BATCH;
