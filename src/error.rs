@@ -13,6 +13,14 @@ tokio::task_local! {
 /// `X-Request-Id`.
 const MAX_REQUEST_ID: usize = 64;
 
+/// The `extensions.code` of a GraphQL error, when it has one.
+pub fn error_code(err: &async_graphql::ServerError) -> Option<&str> {
+    match err.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => Some(code),
+        _ => None,
+    }
+}
+
 /// The current request id, if this task serves one (its first 64 characters).
 pub fn current_request_id() -> Option<String> {
     REQUEST_ID

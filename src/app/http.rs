@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     error::{AppError, REQUEST_ID},
-    graphql::loaders::Loaders,
+    graphql::{limits, loaders::Loaders},
 };
 
 /// Seconds a client is asked to wait before retrying when the database is unavailable.
@@ -65,7 +65,7 @@ pub(super) fn error_response(status: StatusCode, code: &str, message: &str) -> R
     response
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -163,35 +163,35 @@ fn read_post(
     }
 }
 
-/// The query of a GET: 405 for a mutation or subscription, which must be POSTed.
-fn read_get(query_string: &str) -> Result<BatchRequest, Box<Response>> {
-    let request = async_graphql::http::parse_query_string(query_string).map_err(|e| {
+/// The query of a GET: 405 for a mutation or subscription, which must be
+/// POSTed. Its document is parsed once, here, within the directive limit.
+fn read_get(state: &AppState, query_string: &str) -> Result<BatchRequest, Box<Response>> {
+    let mut request = async_graphql::http::parse_query_string(query_string).map_err(|e| {
         Box::new(error_response(
             StatusCode::BAD_REQUEST,
             "VALIDATION",
             &format!("the query string is not a GraphQL request: {e}"),
         ))
     })?;
-    if let Ok(document) = async_graphql::parser::parse_query(&request.query) {
-        let chosen = document.operations.iter().find(|(name, _)| {
-            request.operation_name.is_none()
-                || name.map(|n| n.as_str()) == request.operation_name.as_deref()
-        });
-        if let Some((_, operation)) = chosen
-            && operation.node.ty != OperationType::Query
-        {
-            let mut answer = error_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "VALIDATION",
-                &format!("a {} must be sent with POST", operation.node.ty),
-            );
-            answer
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
-            return Err(Box::new(answer));
-        }
+    let operation_name = request.operation_name.clone();
+    let max_directives = state.config.graphql.max_directives;
+    if let Some(document) = limits::parse_within(&mut request, max_directives)
+        && let Some((_, operation)) =
+            limits::selected_operation(document, operation_name.as_deref())
+        && operation.node.ty != OperationType::Query
+    {
+        let mut answer = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "VALIDATION",
+            &format!("a {} must be sent with POST", operation.node.ty),
+        );
+        answer
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return Err(Box::new(answer));
     }
-    // A document that does not parse is answered by the engine, as for POST.
+    // Any other document, unparsable or over a limit included, is answered
+    // by the engine, as for POST.
     Ok(BatchRequest::Single(request))
 }
 
@@ -213,7 +213,7 @@ async fn execute(state: AppState, headers: HeaderMap, incoming: Incoming) -> Res
     let is_get = matches!(incoming, Incoming::Get(_));
     let read = match incoming {
         Incoming::Post(body) => read_post(&state, &headers, body).map(|(b, body)| (b, Some(body))),
-        Incoming::Get(query) => read_get(&query).map(|b| (b, None)),
+        Incoming::Get(query) => read_get(&state, &query).map(|b| (b, None)),
     };
     let (mut batch, body) = match read {
         Ok(read) => read,

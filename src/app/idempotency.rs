@@ -33,7 +33,7 @@ use super::{
 };
 use crate::{
     auth::Principal,
-    error::{AppError, AppResult, current_request_id},
+    error::{AppError, AppResult, current_request_id, error_code},
     records::now,
 };
 
@@ -108,18 +108,9 @@ impl Answer {
             }
         }
     }
-}
 
-impl Answer {
     pub fn body(&self) -> &str {
         &self.body
-    }
-}
-
-fn error_code(err: &async_graphql::ServerError) -> Option<&str> {
-    match err.extensions.as_ref()?.get("code")? {
-        async_graphql::Value::String(code) => Some(code),
-        _ => None,
     }
 }
 

@@ -34,8 +34,9 @@ pub const POOL_CONNECTIONS: &str = "servicegraph_db_pool_connections";
 pub const POOL_MAX: &str = "servicegraph_db_pool_max_connections";
 pub const WS_CONNECTIONS: &str = "servicegraph_websocket_connections";
 pub const INGEST_DELIVERIES: &str = "servicegraph_ingest_deliveries_total";
-pub const SLA_WORKER_LAG: &str = "servicegraph_sla_worker_lag_seconds";
-pub const SLA_WORKER_LAST_PASS: &str = "servicegraph_sla_worker_last_pass_timestamp_seconds";
+pub use crate::processes::sla::worker::{
+    LAG_METRIC as SLA_WORKER_LAG, LAST_PASS_METRIC as SLA_WORKER_LAST_PASS,
+};
 pub const OPEN_INCIDENTS: &str = "servicegraph_incidents_open";
 pub const CLOCKS_RUNNING: &str = "servicegraph_sla_clocks_running";
 pub const CLOCKS_BREACHED: &str = "servicegraph_sla_clocks_breached";
@@ -160,15 +161,7 @@ impl Exporter {
         let Some(expected) = &self.token else {
             return true;
         };
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.get(..7)
-                    .filter(|s| s.eq_ignore_ascii_case("bearer "))
-                    .map(|_| v[7..].trim())
-            });
-        let Some(presented) = presented else {
+        let Some(presented) = super::http::bearer(headers) else {
             return false;
         };
         let digest: [u8; 32] = Sha256::digest(presented).into();

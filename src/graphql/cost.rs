@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use async_graphql::{
     Request, Value, Variables,
     parser::{
-        parse_query, parse_schema,
+        parse_schema,
         types::{
             BaseType, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
             SelectionSet, Type, TypeKind, TypeSystemDefinition,
@@ -21,7 +21,7 @@ use async_graphql::{
     },
 };
 
-use super::limits::count_directives;
+use super::limits::parse_within;
 
 /// What a mutation's root field costs on top of its selection.
 pub const MUTATION_COST: u64 = 10;
@@ -93,19 +93,19 @@ impl CostModel {
         model
     }
 
-    /// The request's cost (at least 1). Parses the document once and hands it
-    /// to the request, so the engine does not parse it again. A document the
-    /// engine will refuse before running it (too many directives, bad syntax)
-    /// costs 1 and is not parsed here.
+    /// The request's cost (at least 1). The document is parsed once and kept
+    /// in the request ([`parse_within`]), so the engine does not parse it
+    /// again. A document the engine will refuse before running it (too many
+    /// directives, bad syntax) costs 1.
     pub fn of_request(&self, request: &mut Request, max_directives: usize) -> u64 {
-        if count_directives(&request.query) > max_directives {
-            return 1;
-        }
-        let Ok(doc) = parse_query(&request.query) else {
-            return 1;
-        };
-        let cost = self.of_document(&doc, request.operation_name.as_deref(), &request.variables);
-        request.set_parsed_query(doc);
+        // Moved out while the document borrows the request, then put back.
+        let operation_name = request.operation_name.take();
+        let variables = std::mem::take(&mut request.variables);
+        let cost = parse_within(request, max_directives).map_or(1, |doc| {
+            self.of_document(doc, operation_name.as_deref(), &variables)
+        });
+        request.operation_name = operation_name;
+        request.variables = variables;
         cost
     }
 

@@ -19,9 +19,12 @@
 //! checked after parsing.
 
 use async_graphql::{
-    ErrorExtensionValues, ServerError, ServerResult, Variables,
+    ErrorExtensionValues, Positioned, Request, ServerError, ServerResult, Variables,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
-    parser::types::{ExecutableDocument, Selection, SelectionSet},
+    parser::types::{
+        DocumentOperations, ExecutableDocument, FragmentDefinition, OperationDefinition, Selection,
+        SelectionSet,
+    },
 };
 use std::{collections::HashMap, sync::Arc};
 
@@ -151,11 +154,7 @@ impl<'a> Depths<'a> {
 
     /// The fragment named `name`, now being visited; `None` when it is
     /// unknown or already on the path (a cycle).
-    fn enter(
-        &mut self,
-        name: &'a str,
-    ) -> Option<&'a async_graphql::Positioned<async_graphql::parser::types::FragmentDefinition>>
-    {
+    fn enter(&mut self, name: &'a str) -> Option<&'a Positioned<FragmentDefinition>> {
         if self.visiting.contains(&name) {
             return None;
         }
@@ -171,6 +170,37 @@ fn validation_error(message: &str) -> ServerError {
     extensions.set("code", "VALIDATION");
     err.extensions = Some(extensions);
     err
+}
+
+/// The request's document, parsed once and kept in the request (the engine
+/// then does not parse it again); `None` when it does not parse, or when it
+/// holds more than `max_directives` directives: such a document is not
+/// parsed at all, and the engine refuses it before parsing.
+pub fn parse_within(request: &mut Request, max_directives: usize) -> Option<&ExecutableDocument> {
+    if count_directives(&request.query) > max_directives {
+        return None;
+    }
+    request.parsed_query().ok()
+}
+
+/// The operation a request runs, as the engine selects it: the one it names,
+/// or the document's only one; `None` when there is no such operation (the
+/// engine then refuses the request). With its name, `None` when anonymous.
+pub fn selected_operation<'d>(
+    document: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<(Option<&'d str>, &'d Positioned<OperationDefinition>)> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(op), None) => Some((None, op)),
+        (DocumentOperations::Single(_), Some(_)) => None,
+        (DocumentOperations::Multiple(ops), Some(name)) => ops
+            .get_key_value(name)
+            .map(|(n, op)| (Some(n.as_str()), op)),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.iter().next().map(|(n, op)| (Some(n.as_str()), op))
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    }
 }
 
 /// `Err` (code `VALIDATION`) when `query` holds more than `max` directives.

@@ -24,7 +24,7 @@ use async_graphql::{
         NextPrepareRequest, NextRequest, NextSubscribe, NextValidation,
     },
     futures_util::stream::{BoxStream, Stream},
-    parser::types::{DocumentOperations, ExecutableDocument, OperationType},
+    parser::types::{ExecutableDocument, OperationType},
 };
 
 /// Operations run, by `operation` and `outcome` (`ok` or the first error's `extensions.code`).
@@ -109,15 +109,7 @@ fn outcome(errors: &[ServerError]) -> String {
     let Some(first) = errors.first() else {
         return "ok".into();
     };
-    let code = first
-        .extensions
-        .as_ref()
-        .and_then(|e| e.get("code"))
-        .and_then(|v| match v {
-            async_graphql::Value::String(s) => Some(s.as_str()),
-            _ => None,
-        })
-        .unwrap_or("VALIDATION");
+    let code = crate::error::error_code(first).unwrap_or("VALIDATION");
     let plain = !code.is_empty()
         && code.len() <= 32
         && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
@@ -182,17 +174,7 @@ impl Extension for Recorder {
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
         let mut state = self.0.state();
-        let selected = match (&document.operations, state.requested.as_deref()) {
-            (DocumentOperations::Single(op), None) => Some((None, op)),
-            (DocumentOperations::Single(_), Some(_)) => None,
-            (DocumentOperations::Multiple(ops), Some(name)) => ops
-                .get_key_value(name)
-                .map(|(n, op)| (Some(n.as_str()), op)),
-            (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-                ops.iter().next().map(|(n, op)| (Some(n.as_str()), op))
-            }
-            (DocumentOperations::Multiple(_), None) => None,
-        };
+        let selected = super::limits::selected_operation(&document, state.requested.as_deref());
         if let Some((name, op)) = selected {
             state.label = Some(name.map_or_else(|| "anonymous".into(), name_label));
             state.subscription = op.node.ty == OperationType::Subscription;

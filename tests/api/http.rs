@@ -191,7 +191,20 @@ async fn queries_can_be_sent_over_get_and_revalidated_but_mutations_cannot() {
         "only the provider: nothing written"
     );
 
-    // The same rules as POST: a token, and bad variables are the caller's error.
+    // The same rules as POST: the directive limit, counted before anything
+    // is parsed, a token, and bad variables are the caller's error.
+    let max = servicegraph::config::Config::default()
+        .graphql
+        .max_directives;
+    let over = format!(
+        "{{ services {{ totalCount {} }} }}",
+        "@skip(if: false) ".repeat(max + 1)
+    );
+    let resp = get(vec![("query", over)]).send().await.unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert!(message(&body).contains("directives"), "{body}");
+
     let resp = app
         .client
         .get(&url)

@@ -42,6 +42,12 @@ use crate::{
 /// Clocks looked at per page.
 const BATCH: u64 = 1000;
 
+/// The gauges the worker sets (served by `/metrics` when metrics are on; a
+/// no-op otherwise): how long the oldest clock due had waited when a pass
+/// began, and when the last pass finished.
+pub const LAG_METRIC: &str = "servicegraph_sla_worker_lag_seconds";
+pub const LAST_PASS_METRIC: &str = "servicegraph_sla_worker_last_pass_timestamp_seconds";
+
 /// Runs passes every `interval` until `stop` turns true (or its sender is
 /// dropped); a pass under way stops after the clock it is at. First makes
 /// sure the stored instants were computed with this process's thresholds.
@@ -70,8 +76,7 @@ pub async fn run(
         }
         match pass(&store, &actor, now(), &stop).await {
             Ok(_) => {
-                metrics::gauge!("servicegraph_sla_worker_last_pass_timestamp_seconds")
-                    .set(now().timestamp_millis() as f64 / 1000.0);
+                metrics::gauge!(LAST_PASS_METRIC).set(now().timestamp_millis() as f64 / 1000.0);
             }
             Err(e) => {
                 tracing::warn!(error = %e.message(), "SLA worker pass failed; retrying next tick")
@@ -148,11 +153,10 @@ pub async fn pass(
             .all(db)
             .await?;
         if after.is_none() {
-            // The lag: how long the oldest clock due has waited for this pass
-            // (`servicegraph_sla_worker_lag_seconds`; a no-op without metrics).
+            // The lag: how long the oldest clock due has waited for this pass.
             let oldest = clocks.first().and_then(|c| c.next_check_at);
             let lag = oldest.map_or(0.0, |t| (at - t).num_milliseconds().max(0) as f64 / 1000.0);
-            metrics::gauge!("servicegraph_sla_worker_lag_seconds").set(lag);
+            metrics::gauge!(LAG_METRIC).set(lag);
         }
         let Some(last) = clocks.last() else { break };
         after = last.next_check_at.map(|t| (t, last.id));
